@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kennel needs to build, test and benchmark.
+# Safe to run again: it only installs what is missing. Uses sudo when not root.
+set -euo pipefail
+
+build_pkgs=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libdnnl-dev libopenblas-dev
+  libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev
+  libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
+  libssl-dev libarchive-dev libcmocka-dev
+)
+test_pkgs=(
+  python3 python3-numpy python3-torch python3-torchvision python3-pil
+)
+pkgs=("${build_pkgs[@]}")
+if [ "${1:-}" != "--build-only" ]; then
+  pkgs+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} Debian packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

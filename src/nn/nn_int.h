@@ -1,0 +1,40 @@
+/* Internal declarations shared by the nn module's files. */
+#ifndef KN_NN_INT_H
+#define KN_NN_INT_H
+
+#include "kennel/nn.h"
+
+struct kn_nn_graph {
+    kn_nn_node *nodes;
+    int n, cap;
+    kn_nn_param *params;
+    int np, pcap;
+    kn_status bad;       /* first construction error, reported by finalize */
+    char bad_msg[KN_ERR_MSG_MAX];
+    bool finalized;
+};
+
+/* Backend vtable: one per kind of executor. */
+typedef struct kn_nn_backend_ops {
+    kn_status (*create)(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e);
+    kn_status (*run)(kn_nn_exec *x, const float *in, int n, float *out, kn_err *e);
+    void (*destroy)(kn_nn_exec *x);
+} kn_nn_backend_ops;
+
+struct kn_nn_exec {
+    const kn_nn_backend_ops *ops;
+    kn_nn_exec_params p;
+    kn_nn_shape in_shape, out_shape;
+    void *impl;
+};
+
+extern const kn_nn_backend_ops kn__nn_ref_ops;
+extern const kn_nn_backend_ops kn__nn_dnnl_ops;
+
+/* Number of nodes that read node i. */
+int kn__nn_use_count(const kn_nn_graph *g, int i);
+size_t kn__nn_shape_numel(kn_nn_shape s);
+/* Output spatial size of a window over `in`; <= 0 when the window does not fit. */
+int kn__nn_out_dim(int in, int k, int s, int p0, int p1, int d);
+
+#endif
