@@ -1,7 +1,62 @@
-/* kennel command-line entry (subcommands are added as modules land). */
+/* The kennel command: dispatches subcommands through one table. Uses public
+ * headers only. Exit codes: 0 success, 1 a failure while working (e.g. an
+ * image that could not be read), 2 bad usage. */
+#include "cli.h"
+
 #include <stdio.h>
-int main(void)
+#include <string.h>
+
+static int cmd_version(int argc, char **argv)
 {
+    (void)argc;
+    (void)argv;
     printf("kennel %s\n", KN_VERSION);
     return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const struct command {
+    const char *name, *args, *help;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"predict", "--model PATH [options] IMAGE...", "classify images with a model",
+     kn_cli_predict},
+    {"model", "inspect|package ...", "inspect a model; build a package from weights",
+     kn_cli_model},
+    {"version", "", "print the version", cmd_version},
+    {"help", "[COMMAND]", "show help", cmd_help},
+};
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc > 1) {
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (strcmp(argv[1], commands[i].name) == 0) {
+                char *sub[] = {argv[1], "--help", NULL};
+                return commands[i].run(2, sub);
+            }
+    }
+    printf("usage: kennel COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-8s %-34s %s\n", commands[i].name, commands[i].args, commands[i].help);
+    printf("\n'kennel COMMAND --help' explains a command.\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        cmd_help(1, argv);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(1, argv);
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(1, argv);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "kennel: unknown command '%s' (try 'kennel help')\n", argv[1]);
+    return 2;
 }

@@ -67,7 +67,8 @@ typedef struct plan {
 } plan;
 
 typedef struct dnnl_impl {
-    kn_nn_graph *g;           /* optimised copy, freed once every plan exists */
+    kn_nn_graph *g;           /* optimised copy when the input needed rewriting */
+    const kn_nn_graph *wsrc;  /* plain weights, valid only inside create */
     dnnl_engine_t eng;
     dnnl_stream_t stream;
     wcache *w;
@@ -263,8 +264,19 @@ static kn_status weights_for(dnnl_impl *d, int node, const dnnl_memory_desc_t *m
             *out = i;
             return KN_OK;
         }
-    if (!src)
-        return kn_err_set(e, KN_INTERNAL, "oneDNN: weights of node %d are gone", node);
+    const dnnl_memory_desc_t *from = plain;
+    const void *from_data = src;
+    if (!src) {
+        /* The plain weights are gone (a batch size planned after creation):
+         * convert from a layout this node already has. */
+        for (int i = 0; i < d->nw && !from_data; i++)
+            if (d->w[i].node == node) {
+                from = &d->w[i].md;
+                from_data = d->w[i].data;
+            }
+        if (!from_data)
+            return kn_err_set(e, KN_INTERNAL, "oneDNN: no weights for node %d", node);
+    }
     if (d->nw == d->capw) {
         int cap = d->capw ? d->capw * 2 : 64;
         wcache *w = realloc(d->w, (size_t)cap * sizeof *w);
@@ -282,8 +294,8 @@ static kn_status weights_for(dnnl_impl *d, int node, const dnnl_memory_desc_t *m
     if (!w->data)
         return kn_err_set(e, KN_NOMEM, "oneDNN: cannot allocate %zu bytes of weights", sz);
     DN(dnnl_memory_create(&w->mem, md, d->eng, w->data), "weights memory");
-    DN(dnnl_memory_create(&sm, plain, d->eng, (void *)src), "weights source memory");
-    DN(dnnl_reorder_primitive_desc_create(&rpd, plain, d->eng, md, d->eng, NULL),
+    DN(dnnl_memory_create(&sm, from, d->eng, (void *)from_data), "weights source memory");
+    DN(dnnl_reorder_primitive_desc_create(&rpd, from, d->eng, md, d->eng, NULL),
        "weights reorder");
     DN(dnnl_primitive_create(&r, rpd), "weights reorder primitive");
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, sm}, {DNNL_ARG_TO, w->mem}};
@@ -349,7 +361,7 @@ static kn_status plan_conv(dnnl_impl *d, plan *p, int i, kn_err *e)
     dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_format_tag_any);
     bool plain_out = nd->shape.h == 1 && nd->shape.w == 1;
     dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32,
-                                 plain_out ? dnnl_nchw : dnnl_format_tag_any);
+                                 plain_out ? dnnl_nhwc : dnnl_format_tag_any);
     int G = nd->groups;
     if (G == 1) {
         dnnl_dims_t wd = {nd->out_c, src->shape.c, nd->win.kh, nd->win.kw};
@@ -383,7 +395,7 @@ static kn_status plan_conv(dnnl_impl *d, plan *p, int i, kn_err *e)
     if ((rc = src_as(d, p, nd->in[0], q_src, &sb, &sr, &tmp, node, e)))
         goto out;
     int wi;
-    if ((rc = weights_for(d, i, q_w, &w_plain, d->g ? d->g->params[nd->w].data : NULL, &wi, e)))
+    if ((rc = weights_for(d, i, q_w, &w_plain, d->wsrc ? d->wsrc->params[nd->w].data : NULL, &wi, e)))
         goto out;
 
     /* The output value. With a fused add, dst first holds the other operand:
@@ -441,16 +453,29 @@ out:
     return rc;
 }
 
-/* A 2-D view {n, c} of a value whose spatial size is 1x1 and layout plain. */
+/* True when md holds n x c x 1 x 1 floats densely as a plain n x c matrix
+ * (nchw and nhwc are the same bytes at 1x1; blocked layouts are not). */
+static bool md_is_flat(const dnnl_memory_desc_t *md)
+{
+    if (md->format_kind != dnnl_blocked || md->format_desc.blocking.inner_nblks != 0 ||
+        md->data_type != dnnl_f32)
+        return false;
+    for (int k = 2; k < md->ndims; k++)
+        if (md->dims[k] != 1)
+            return false;
+    const dnnl_dims_t *st = &md->format_desc.blocking.strides;
+    return md->padded_dims[1] == md->dims[1] && (*st)[1] == 1 &&
+           (md->dims[0] == 1 || (*st)[0] == md->dims[1]);
+}
+
+/* A 2-D view {n, c} of a value whose spatial size is 1x1 and layout flat. */
 static bool view_2d(plan *p, int v, const kn_nn_node *nd, dnnl_memory_desc_t *md)
 {
-    dnnl_memory_desc_t want4;
-    md_plain4(&want4, p->n, nd->shape, dnnl_nchw);
     if (p->vals[v].md.ndims == 2) {
         *md = p->vals[v].md;
         return true;
     }
-    if (nd->shape.h == 1 && nd->shape.w == 1 && dnnl_memory_desc_equal(&p->vals[v].md, &want4)) {
+    if (nd->shape.h == 1 && nd->shape.w == 1 && md_is_flat(&p->vals[v].md)) {
         md_2d(md, p->n, nd->shape.c);
         return true;
     }
@@ -504,7 +529,7 @@ static kn_status plan_simple(dnnl_impl *d, plan *p, int i, kn_err *e)
         dnnl_dims_t dd = {n, nd->shape.c, nd->shape.h, nd->shape.w};
         bool plain_out = nd->shape.h == 1 && nd->shape.w == 1;
         dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32,
-                                     plain_out ? dnnl_nchw : dnnl_format_tag_any);
+                                     plain_out ? dnnl_nhwc : dnnl_format_tag_any);
         kn_nn_window w = nd->win;
         if (nd->op == KN_OP_GAP)
             w = (kn_nn_window){s0->shape.h, s0->shape.w, 1, 1, 0, 0, 0, 0, 1, 1};
@@ -546,7 +571,7 @@ static kn_status plan_simple(dnnl_impl *d, plan *p, int i, kn_err *e)
         const dnnl_memory_desc_t *q_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         const dnnl_memory_desc_t *q_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
         int wi;
-        if ((rc = weights_for(d, i, q_w, &w_plain, d->g ? d->g->params[nd->w].data : NULL, &wi,
+        if ((rc = weights_for(d, i, q_w, &w_plain, d->wsrc ? d->wsrc->params[nd->w].data : NULL, &wi,
                               e)))
             goto out;
         int sb = B_VALUE, sr = v0;
@@ -876,6 +901,26 @@ static kn_status get_plan(dnnl_impl *d, int n, plan **out, kn_err *e)
     return KN_OK;
 }
 
+/* True when kn_nn_graph_optimize would change g. */
+static bool needs_rewrite(const kn_nn_graph *g)
+{
+    for (int i = 1; i < g->n; i++) {
+        const kn_nn_node *nd = &g->nodes[i];
+        if (nd->op == KN_OP_BATCHNORM || nd->op == KN_OP_DROPOUT)
+            return true;
+        if (nd->op == KN_OP_FLATTEN && g->nodes[nd->in[0]].shape.h == 1 &&
+            g->nodes[nd->in[0]].shape.w == 1)
+            return true;
+        if (nd->op == KN_OP_RELU || nd->op == KN_OP_RELU6) {
+            const kn_nn_node *p = &g->nodes[nd->in[0]];
+            if ((p->op == KN_OP_CONV || p->op == KN_OP_LINEAR || p->op == KN_OP_ADD) &&
+                p->act == KN_ACT_NONE && kn__nn_use_count(g, nd->in[0]) == 1)
+                return true;
+        }
+    }
+    return false;
+}
+
 static kn_status dnnl_create(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e)
 {
     kn_status rc = KN_OK;
@@ -884,9 +929,15 @@ static kn_status dnnl_create(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e)
     if (!d)
         return kn_err_set(e, KN_NOMEM, "oneDNN backend: out of memory");
     x->impl = d;
-    if ((rc = kn_nn_graph_optimize(g, &d->g, e)))
-        goto out;
-    d->nnodes = d->g->n;
+    /* Rewrite (on a copy) only when needed: an already optimised graph is
+     * read in place, so loading a model costs one copy of the weights. */
+    d->wsrc = g;
+    if (needs_rewrite(g)) {
+        if ((rc = kn_nn_graph_optimize(g, &d->g, e)))
+            goto out;
+        d->wsrc = d->g;
+    }
+    d->nnodes = d->wsrc->n;
     int nn = d->nnodes;
     d->nodes = malloc((size_t)nn * sizeof *d->nodes);
     d->bias = calloc((size_t)nn, sizeof *d->bias);
@@ -898,7 +949,7 @@ static kn_status dnnl_create(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e)
         rc = kn_err_set(e, KN_NOMEM, "oneDNN backend: out of memory");
         goto out;
     }
-    memcpy(d->nodes, d->g->nodes, (size_t)nn * sizeof *d->nodes);
+    memcpy(d->nodes, d->wsrc->nodes, (size_t)nn * sizeof *d->nodes);
     for (int i = 0; i < nn; i++) {
         d->fuse_into[i] = d->fused_add[i] = -1;
         d->last_use[i] = i == nn - 1 ? nn : -1;
@@ -915,7 +966,7 @@ static kn_status dnnl_create(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e)
         int a = nd->in[0], b = nd->in[1];
         int late = a > b ? a : b;
         if (late == 0 || a == b || d->nodes[late].op != KN_OP_CONV ||
-            d->nodes[late].act != KN_ACT_NONE || kn__nn_use_count(d->g, late) != 1)
+            d->nodes[late].act != KN_ACT_NONE || kn__nn_use_count(d->wsrc, late) != 1)
             continue;
         d->fuse_into[i] = late;
         d->fused_add[late] = i;
@@ -930,7 +981,7 @@ static kn_status dnnl_create(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e)
                 rc = kn_err_set(e, KN_NOMEM, "oneDNN backend: out of memory");
                 goto out;
             }
-            memcpy(d->bias[i], d->g->params[nd->b].data, bytes);
+            memcpy(d->bias[i], d->wsrc->params[nd->b].data, bytes);
         }
     }
     DN(dnnl_engine_create(&d->eng, dnnl_cpu, 0), "engine");
@@ -938,15 +989,12 @@ static kn_status dnnl_create(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e)
     plan *p;
     if ((rc = get_plan(d, x->p.max_batch, &p, e)))
         goto out;
-    /* Weights for the main batch size are reordered; smaller batches created
-     * later usually pick the same layouts and share them. Keep the plain
-     * weights only while another batch size may still need a layout we have
-     * not seen. */
-    if (x->p.max_batch == 1) {
-        kn_nn_graph_free(d->g);
-        d->g = NULL;
-    }
+    /* Weights for the main batch size are reordered now; smaller batches
+     * planned later share those layouts or convert from them. */
 out:
+    d->wsrc = NULL;
+    kn_nn_graph_free(d->g);
+    d->g = NULL;
     if (rc)
         dnnl_destroy(x);
     return rc;
@@ -980,7 +1028,6 @@ static kn_status dnnl_run(kn_nn_exec *x, const float *in, int n, float *out, kn_
             args[k].arg = c->arg_kind[k];
             args[k].memory = arg_mem(d, p, c, k);
         }
-        if (getenv("KN_DNNL_TRACE")) { for (int k = 0; k < c->nargs; k++) { const dnnl_memory_desc_t *md = NULL; void *h = NULL; if (args[k].memory) { dnnl_memory_get_memory_desc(args[k].memory, &md); dnnl_memory_get_data_handle(args[k].memory, &h);} fprintf(stderr, "call %d arg %d kind %d bind %d ref %d mem %p h %p size %zu\n", ci, k, c->arg_kind[k], c->bind[k], c->ref[k], (void*)args[k].memory, h, md ? dnnl_memory_desc_get_size(md) : 0); } }
         DN(dnnl_primitive_execute(c->prim, d->stream, c->nargs, args), "execute");
     }
     /* output: plain already (1x1 values and linear outputs are plain); copy
@@ -988,10 +1035,7 @@ static kn_status dnnl_run(kn_nn_exec *x, const float *in, int n, float *out, kn_
     int last = d->nnodes - 1;
     void *src = value_ptr(p, last);
     if (dnnl_memory_desc_equal(&p->vals[last].md, &p->out_md) ||
-        (p->vals[last].md.ndims == 4 && p->out_md.ndims == 2 &&
-         dnnl_memory_desc_get_size(&p->vals[last].md) ==
-             dnnl_memory_desc_get_size(&p->out_md) &&
-         d->nodes[last].shape.h == 1)) {
+        (p->out_md.ndims == 2 && md_is_flat(&p->vals[last].md))) {
         memcpy(out, src, dnnl_memory_desc_get_size(&p->out_md));
     } else {
         dnnl_primitive_desc_t rpd = NULL;

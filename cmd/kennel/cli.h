@@ -1,0 +1,9 @@
+/* Subcommands of the kennel CLI. Each takes (argc, argv) with argv[0] the
+ * subcommand name and returns the process exit code. */
+#ifndef KN_CLI_H
+#define KN_CLI_H
+
+int kn_cli_predict(int argc, char **argv);
+int kn_cli_model(int argc, char **argv);
+
+#endif
