@@ -24,6 +24,9 @@ static const struct command {
      kn_cli_predict},
     {"model", "inspect|package ...", "inspect a model; build a package from weights",
      kn_cli_model},
+    {"dataset", "check|synth DIR", "check an ImageFolder data set; write a synthetic one",
+     kn_cli_dataset},
+    {"train", "--data DIR [options]", "train a classifier (transfer learning)", kn_cli_train},
     {"version", "", "print the version", cmd_version},
     {"help", "[COMMAND]", "show help", cmd_help},
 };
