@@ -74,6 +74,7 @@ typedef struct kn_nn_node {
     bool pool_count_pad; /* avgpool: divide by the full window (PyTorch) or only
                             the in-bounds part (TFLite) */
     float eps;           /* batchnorm */
+    float rate;          /* dropout probability */
     /* parameter indices into the graph's parameter table, -1 when absent */
     int w, b;                        /* conv, linear */
     int bn_mean, bn_var, bn_gamma, bn_beta; /* batchnorm */
@@ -113,7 +114,7 @@ KN_API int kn_nn_flatten(kn_nn_graph *g, int in);
 KN_API int kn_nn_linear(kn_nn_graph *g, int in, const char *name, int out_f, bool bias,
                         kn_nn_act act);
 KN_API int kn_nn_softmax(kn_nn_graph *g, int in);
-KN_API int kn_nn_dropout(kn_nn_graph *g, int in);
+KN_API int kn_nn_dropout(kn_nn_graph *g, int in, float p);
 
 /* Declares a parameter (allocated, zero-filled) and returns its index, or -1. */
 KN_API int kn_nn_param_add(kn_nn_graph *g, const char *name, int ndim, const int64_t *dims);
@@ -217,6 +218,13 @@ KN_API kn_status kn_nn_build_resnet(kn_nn_graph *g, int depth, int h, int w,
  * hidden layers, dropout 0.2 as torchvision. */
 KN_API kn_status kn_nn_build_mobilenet_v2(kn_nn_graph *g, int h, int w,
                                           const kn_nn_head *head, kn_err *e);
+/* Appends flatten + the head after node x, named as a torchvision ResNet's
+ * ("fc", or "fc.0", "fc.2", ... with hidden layers). For heads on imported
+ * backbones. Returns the last node, or -1 (the error is kept on the graph). */
+KN_API int kn_nn_head_append(kn_nn_graph *g, int x, const kn_nn_head *head);
+/* Makes a finalised graph extendable again (e.g. a split prefix that gets a
+ * new head); finalise it again afterwards. */
+KN_API void kn_nn_graph_reopen(kn_nn_graph *g);
 /* By architecture name: "resnet18".."resnet152", "mobilenet_v2". */
 KN_API kn_status kn_nn_build_arch(kn_nn_graph *g, const char *arch, int h, int w,
                                   const kn_nn_head *head, kn_err *e);
@@ -239,11 +247,65 @@ typedef struct kn_tflite_info {
 KN_API kn_status kn_tflite_import(kn_nn_graph *g, const uint8_t *data, size_t len,
                                   kn_tflite_info *info, kn_err *e);
 
-/* ---- execution ----------------------------------------------------------- */
+/* ---- splitting (transfer learning) ------------------------------------ */
 
+/* Splits g at node `cut`: *prefix gets nodes 0..cut (its output is cut's
+ * value), *tail gets an input of cut's shape followed by the nodes after cut.
+ * Parameters are copied. KN_INVALID when a node after cut reads a node
+ * before it (the cut must separate the graph). Either output may be NULL. */
+KN_API kn_status kn_nn_graph_split(const kn_nn_graph *g, int cut, kn_nn_graph **prefix,
+                                   kn_nn_graph **tail, kn_err *e);
+/* The node whose output feeds the classifier head: the input of the first
+ * linear layer (through dropout), or for graphs without linear layers (TFLite
+ * classifiers ending in a 1x1 conv) the last global/average pool. */
+KN_API kn_status kn_nn_graph_head_cut(const kn_nn_graph *g, int *cut, kn_err *e);
+/* The node before the last n stages of a torchvision network (resnet:
+ * layer1..layer4; mobilenet_v2: features.1..features.18). n = 0 gives the
+ * head cut. */
+KN_API kn_status kn_nn_graph_stage_cut(const kn_nn_graph *g, const char *arch, int n, int *cut,
+                                       kn_err *e);
+
+/* ---- training ------------------------------------------------------------ */
+
+/* Compute backends, shared by the trainer and the executors (below). */
 typedef enum kn_nn_backend { KN_NN_REF, KN_NN_DNNL } kn_nn_backend;
 KN_API const char *kn_nn_backend_name(kn_nn_backend b);
 KN_API kn_status kn_nn_backend_parse(const char *s, kn_nn_backend *out);
+
+/* A training-mode executor over a whole graph (typically the trainable tail
+ * of a network). It reads weights from g at every forward, so an optimiser
+ * may update g's parameters between steps. Batch norm uses batch statistics
+ * in training mode and updates g's running statistics (momentum, unbiased
+ * variance, as PyTorch); dropout draws seeded masks. Gradients are computed
+ * for every parameter except batch-norm running statistics. Plain C, with
+ * OpenBLAS for linear layers. Not thread-safe. */
+typedef struct kn_nn_trainer kn_nn_trainer;
+
+typedef struct kn_nn_train_params {
+    int max_batch;
+    float bn_momentum;  /* 0.1 */
+    uint64_t seed;      /* dropout masks */
+    kn_nn_backend backend; /* conv, batch norm, pooling: KN_NN_DNNL (oneDNN, the
+                              default) or KN_NN_REF (plain C, the oracle) */
+} kn_nn_train_params;
+KN_API kn_nn_train_params kn_nn_train_default_params(void);
+
+KN_API kn_status kn_nn_trainer_new(kn_nn_graph *g, const kn_nn_train_params *p,
+                                   kn_nn_trainer **out, kn_err *e);
+KN_API void kn_nn_trainer_free(kn_nn_trainer *t);
+/* Forward pass of n samples; training selects batch statistics and dropout. */
+KN_API kn_status kn_nn_trainer_forward(kn_nn_trainer *t, const float *in, int n, bool training,
+                                       float *out, kn_err *e);
+/* Backward pass of the last forward: dout is d(loss)/d(output), n x outputs.
+ * Parameter gradients are overwritten. din (may be NULL) receives
+ * d(loss)/d(input). */
+KN_API kn_status kn_nn_trainer_backward(kn_nn_trainer *t, const float *dout, float *din,
+                                        kn_err *e);
+/* Gradient of parameter i (same layout as the parameter), or NULL when the
+ * parameter is not trained (batch-norm running statistics). */
+KN_API float *kn_nn_trainer_grad(kn_nn_trainer *t, int param);
+
+/* ---- execution ----------------------------------------------------------- */
 
 typedef struct kn_nn_exec_params {
     kn_nn_backend backend;

@@ -365,6 +365,61 @@ static kn_status classes_from_json(kn_model *m, json_t *arr, int outputs, kn_err
     return KN_OK;
 }
 
+static kn_status parse_head(json_t *root, kn_nn_head *h, kn_err *e);
+static bool safe_member(const char *s);
+
+/* A TFLite backbone with a trained head: cut the imported graph where its
+ * classifier starts, append the head and load it from head_weights. */
+static kn_status attach_head(kn_model *m, json_t *root, const char *dir, const char *file,
+                             kn_err *e)
+{
+    kn_nn_head head;
+    kn_status rc = parse_head(root, &head, e);
+    if (rc)
+        return rc;
+    if (!safe_member(file))
+        return kn_err_set(e, KN_BAD_FORMAT, "model.json: \"head_weights\" must be a file name "
+                          "in the package");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    kn_st_file *st = NULL;
+    if ((rc = kn_st_open(path, &st, e)))
+        return rc;
+    if (head.classes <= 0) {
+        /* from the last linear of the head file */
+        char name[32];
+        snprintf(name, sizeof name, head.n_hidden ? "fc.%d.weight" : "fc.weight",
+                 2 * head.n_hidden + (head.dropout > 0 ? head.n_hidden : 0));
+        const kn_st_tensor *t = kn_st_find(st, name);
+        head.classes = t && t->ndim == 2 ? (int)t->dims[0] : 0;
+    }
+    int cut;
+    kn_nn_graph *pre = NULL;
+    if ((rc = kn_nn_graph_head_cut(m->graph, &cut, e)) ||
+        (rc = kn_nn_graph_split(m->graph, cut, &pre, NULL, e))) {
+        kn_st_free(st);
+        return rc;
+    }
+    kn_nn_graph_free(m->graph);
+    m->graph = pre;
+    kn_nn_graph_reopen(pre);
+    int first_new = kn_nn_graph_param_count(pre);
+    kn_nn_head_append(pre, kn_nn_graph_count(pre) - 1, &head);
+    if ((rc = kn_nn_graph_finalize(pre, e)) ||
+        (rc = kn_nn_graph_load_st(pre, st, NULL, true, e))) {
+        kn_st_free(st);
+        return kn_err_prefix(e, "%s", path);
+    }
+    kn_st_free(st);
+    for (int i = first_new; i < kn_nn_graph_param_count(pre); i++)
+        if (!kn_nn_graph_param(pre, i)->loaded)
+            return kn_err_set(e, KN_NOT_FOUND, "%s: tensor %s is missing", path,
+                              kn_nn_graph_param(pre, i)->name);
+    m->head = head;
+    m->outputs_probabilities = false;
+    return kn_nn_graph_optimize_inplace(pre, e);
+}
+
 /* A file name inside the package: plain name, no path components. */
 static bool safe_member(const char *s)
 {
@@ -406,7 +461,10 @@ static kn_status load_dir(kn_model *m, const char *dir, const kn_model_load_para
         snprintf(path, sizeof path, "%s/%s", dir, weights ? weights : "model.tflite");
         if ((rc = load_tflite(m, path, NULL, e)))
             goto out;
-        int outputs = m->n_classes;
+        const char *head_w = json_string_value(json_object_get(root, "head_weights"));
+        if (head_w && (rc = attach_head(m, root, dir, head_w, e)))
+            goto out;
+        int outputs = kn_nn_graph_output_shape(m->graph).c;
         kn_labels_free(m->classes, m->n_classes);
         m->classes = NULL;
         m->n_classes = 0;

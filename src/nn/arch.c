@@ -38,7 +38,7 @@ static int build_head(kn_nn_graph *g, int x, const char *prefix, int idx, const 
             idx++;
         }
         if (x >= 0 && h->dropout > 0) {
-            x = kn_nn_dropout(g, x);
+            x = kn_nn_dropout(g, x, h->dropout);
             idx++;
         }
     }
@@ -188,7 +188,7 @@ kn_status kn_nn_build_mobilenet_v2(kn_nn_graph *g, int h, int w, const kn_nn_hea
     x = kn_nn_relu6(g, conv_bn(g, x, a, b, make_divisible(1280, 8), 1, 1, 0, 1));
     x = kn_nn_gap(g, x);
     x = kn_nn_flatten(g, x);
-    x = kn_nn_dropout(g, x);
+    x = kn_nn_dropout(g, x, 0.2f);
     x = build_head(g, x, "classifier", 1, "classifier.1", head);
     (void)x;
     return kn_nn_graph_finalize(g, e);
@@ -211,4 +211,10 @@ kn_status kn_nn_build_arch(kn_nn_graph *g, const char *arch, int h, int w,
                       "unknown architecture '%s' (resnet18, resnet34, resnet50, resnet101, "
                       "resnet152, mobilenet_v2)",
                       arch);
+}
+
+int kn_nn_head_append(kn_nn_graph *g, int x, const kn_nn_head *head)
+{
+    x = kn_nn_flatten(g, x);
+    return x < 0 ? -1 : build_head(g, x, "fc", 0, "fc", head);
 }

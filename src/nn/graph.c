@@ -363,9 +363,15 @@ int kn_nn_softmax(kn_nn_graph *g, int in)
     return g->n - 1;
 }
 
-int kn_nn_dropout(kn_nn_graph *g, int in)
+int kn_nn_dropout(kn_nn_graph *g, int in, float p)
 {
-    return push(g, KN_OP_DROPOUT, NULL, in, -1) ? g->n - 1 : -1;
+    kn_nn_node *nd = push(g, KN_OP_DROPOUT, NULL, in, -1);
+    if (!nd)
+        return -1;
+    if (!(p >= 0 && p < 1))
+        return fail(g, KN_INVALID, "dropout: probability %g is not in [0, 1)", p);
+    nd->rate = p;
+    return g->n - 1;
 }
 
 /* ---- queries ------------------------------------------------------------ */
@@ -462,6 +468,11 @@ kn_status kn_nn_graph_finalize(kn_nn_graph *g, kn_err *e)
     return KN_OK;
 }
 
+void kn_nn_graph_reopen(kn_nn_graph *g)
+{
+    g->finalized = false;
+}
+
 /* ---- rewrites ----------------------------------------------------------- */
 
 static kn_status clone(const kn_nn_graph *g, kn_nn_graph **out, kn_err *e)
@@ -556,6 +567,46 @@ static kn_status bn_to_conv(kn_nn_graph *g, int idx, kn_err *e)
     return fold_bn(g, nd, &bn, e);
 }
 
+/* Frees parameters no node refers to and renumbers the rest. */
+static kn_status prune_params(kn_nn_graph *g)
+{
+    bool *used = calloc((size_t)(g->np ? g->np : 1), sizeof *used);
+    int *pmap = malloc((size_t)(g->np ? g->np : 1) * sizeof *pmap);
+    if (!used || !pmap) {
+        free(used);
+        free(pmap);
+        return KN_NOMEM;
+    }
+    for (int i = 0; i < g->n; i++) {
+        const kn_nn_node *nd = &g->nodes[i];
+        int ids[6] = {nd->w, nd->b, nd->bn_mean, nd->bn_var, nd->bn_gamma, nd->bn_beta};
+        for (int k = 0; k < 6; k++)
+            if (ids[k] >= 0)
+                used[ids[k]] = true;
+    }
+    int q = 0;
+    for (int i = 0; i < g->np; i++) {
+        if (!used[i]) {
+            kn_free_aligned(g->params[i].data);
+            pmap[i] = -1;
+            continue;
+        }
+        pmap[i] = q;
+        g->params[q++] = g->params[i];
+    }
+    g->np = q;
+    for (int i = 0; i < g->n; i++) {
+        kn_nn_node *nd = &g->nodes[i];
+        int *ids[6] = {&nd->w, &nd->b, &nd->bn_mean, &nd->bn_var, &nd->bn_gamma, &nd->bn_beta};
+        for (int k = 0; k < 6; k++)
+            if (*ids[k] >= 0)
+                *ids[k] = pmap[*ids[k]];
+    }
+    free(pmap);
+    free(used);
+    return KN_OK;
+}
+
 /* Uses of src by nodes still alive, seen through the rewrite map. */
 static int live_uses(const kn_nn_graph *g, const int *map, const bool *dead, int src)
 {
@@ -634,44 +685,10 @@ kn_status kn_nn_graph_optimize_inplace(kn_nn_graph *g, kn_err *e)
     g->n = m;
     free(pos);
     /* Drop the batch-norm parameters that folding consumed. */
-    bool *used = calloc((size_t)(g->np ? g->np : 1), sizeof *used);
-    if (!used) {
+    if (prune_params(g)) {
         rc = kn_err_set(e, KN_NOMEM, "optimize: out of memory");
         goto out;
     }
-    for (int i = 0; i < g->n; i++) {
-        const kn_nn_node *nd = &g->nodes[i];
-        int ids[6] = {nd->w, nd->b, nd->bn_mean, nd->bn_var, nd->bn_gamma, nd->bn_beta};
-        for (int k = 0; k < 6; k++)
-            if (ids[k] >= 0)
-                used[ids[k]] = true;
-    }
-    int *pmap = malloc((size_t)(g->np ? g->np : 1) * sizeof *pmap);
-    if (!pmap) {
-        free(used);
-        rc = kn_err_set(e, KN_NOMEM, "optimize: out of memory");
-        goto out;
-    }
-    int q = 0;
-    for (int i = 0; i < g->np; i++) {
-        if (!used[i]) {
-            kn_free_aligned(g->params[i].data);
-            pmap[i] = -1;
-            continue;
-        }
-        pmap[i] = q;
-        g->params[q++] = g->params[i];
-    }
-    g->np = q;
-    for (int i = 0; i < g->n; i++) {
-        kn_nn_node *nd = &g->nodes[i];
-        int *ids[6] = {&nd->w, &nd->b, &nd->bn_mean, &nd->bn_var, &nd->bn_gamma, &nd->bn_beta};
-        for (int k = 0; k < 6; k++)
-            if (*ids[k] >= 0)
-                *ids[k] = pmap[*ids[k]];
-    }
-    free(pmap);
-    free(used);
 out:
     free(map);
     free(dead);
@@ -837,4 +854,127 @@ kn_status kn_nn_graph_save_st(const kn_nn_graph *g, const char *path, kn_err *e)
     kn_status rc = kn_st_write(path, list, g->np, e);
     free(list);
     return rc;
+}
+
+/* ---- splitting ---------------------------------------------------------- */
+
+kn_status kn_nn_graph_split(const kn_nn_graph *g, int cut, kn_nn_graph **prefix,
+                            kn_nn_graph **tail, kn_err *e)
+{
+    if (prefix)
+        *prefix = NULL;
+    if (tail)
+        *tail = NULL;
+    if (!g->finalized || cut < 0 || cut >= g->n)
+        return kn_err_set(e, KN_INVALID, "split: node %d is not in the graph", cut);
+    for (int j = cut + 1; j < g->n; j++)
+        for (int k = 0; k < g->nodes[j].n_in; k++)
+            if (g->nodes[j].in[k] < cut)
+                return kn_err_set(e, KN_INVALID,
+                                  "split: node %d (%s) reads node %d across the cut at %d", j,
+                                  kn_nn_op_name(g->nodes[j].op), g->nodes[j].in[k], cut);
+    kn_status rc = KN_OK;
+    kn_nn_graph *pre = NULL, *t = NULL;
+    if (prefix) {
+        if ((rc = clone(g, &pre, e)))
+            goto out;
+        pre->n = cut + 1;
+        if (prune_params(pre)) {
+            rc = kn_err_set(e, KN_NOMEM, "split: out of memory");
+            goto out;
+        }
+    }
+    if (tail) {
+        t = kn_nn_graph_new();
+        if (!t) {
+            rc = kn_err_set(e, KN_NOMEM, "split: out of memory");
+            goto out;
+        }
+        kn_nn_shape s0 = g->nodes[cut].shape;
+        kn_nn_input(t, s0.c, s0.h, s0.w);
+        for (int j = cut + 1; j < g->n && !t->bad; j++) {
+            kn_nn_node nd = g->nodes[j];
+            for (int k = 0; k < nd.n_in; k++)
+                nd.in[k] -= cut;
+            int *ids[6] = {&nd.w, &nd.b, &nd.bn_mean, &nd.bn_var, &nd.bn_gamma, &nd.bn_beta};
+            for (int k = 0; k < 6 && !t->bad; k++) {
+                if (*ids[k] < 0)
+                    continue;
+                const kn_nn_param *src = &g->params[*ids[k]];
+                int pi = kn_nn_param_add(t, src->name, src->ndim, src->dims);
+                if (pi >= 0) {
+                    memcpy(t->params[pi].data, src->data, src->numel * sizeof(float));
+                    t->params[pi].loaded = src->loaded;
+                }
+                *ids[k] = pi;
+            }
+            kn_nn_node *slot = push(t, nd.op, NULL, nd.in[0], nd.in[1]);
+            if (slot)
+                *slot = nd;
+        }
+        if ((rc = kn_nn_graph_finalize(t, e)))
+            goto out;
+    }
+out:
+    if (rc) {
+        kn_nn_graph_free(pre);
+        kn_nn_graph_free(t);
+        return rc;
+    }
+    if (prefix)
+        *prefix = pre;
+    if (tail)
+        *tail = t;
+    return KN_OK;
+}
+
+kn_status kn_nn_graph_head_cut(const kn_nn_graph *g, int *cut, kn_err *e)
+{
+    for (int i = 1; i < g->n; i++) {
+        if (g->nodes[i].op != KN_OP_LINEAR)
+            continue;
+        int c = g->nodes[i].in[0];
+        while (c > 0 && (g->nodes[c].op == KN_OP_DROPOUT || g->nodes[c].op == KN_OP_FLATTEN))
+            c = g->nodes[c].in[0];
+        *cut = c;
+        return KN_OK;
+    }
+    for (int i = g->n - 1; i > 0; i--)
+        if ((g->nodes[i].op == KN_OP_GAP || g->nodes[i].op == KN_OP_AVGPOOL) &&
+            g->nodes[i].shape.h == 1 && g->nodes[i].shape.w == 1) {
+            *cut = i;
+            return KN_OK;
+        }
+    return kn_err_set(e, KN_UNSUPPORTED,
+                      "the network has no linear layer or global pool to put a new head on");
+}
+
+kn_status kn_nn_graph_stage_cut(const kn_nn_graph *g, const char *arch, int n, int *cut,
+                                kn_err *e)
+{
+    if (n == 0)
+        return kn_nn_graph_head_cut(g, cut, e);
+    char prefix[64];
+    int stages;
+    if (strncmp(arch, "resnet", 6) == 0) {
+        stages = 4;
+        if (n < 0 || n > stages)
+            return kn_err_set(e, KN_INVALID, "finetune: %s has %d stages; %d asked", arch,
+                              stages, n);
+        snprintf(prefix, sizeof prefix, "layer%d.0.", stages + 1 - n);
+    } else if (strcmp(arch, "mobilenet_v2") == 0) {
+        stages = 18;
+        if (n < 0 || n > stages)
+            return kn_err_set(e, KN_INVALID, "finetune: %s has %d stages; %d asked", arch,
+                              stages, n);
+        snprintf(prefix, sizeof prefix, "features.%d.", stages + 1 - n);
+    } else {
+        return kn_err_set(e, KN_UNSUPPORTED, "finetune: stages of '%s' are not known", arch);
+    }
+    for (int i = 1; i < g->n; i++)
+        if (strncmp(g->nodes[i].name, prefix, strlen(prefix)) == 0) {
+            *cut = g->nodes[i].in[0];
+            return KN_OK;
+        }
+    return kn_err_set(e, KN_INVALID, "finetune: no node named %s* in the graph", prefix);
 }

@@ -37,4 +37,33 @@ size_t kn__nn_shape_numel(kn_nn_shape s);
 /* Output spatial size of a window over `in`; <= 0 when the window does not fit. */
 int kn__nn_out_dim(int in, int k, int s, int p0, int p1, int d);
 
+/* Training-mode executor state, shared by train.c (graph walk, dense ops)
+ * and train_conv.c (conv, batch norm, pooling). */
+struct kn_nn_trainer {
+    kn_nn_graph *g;
+    kn_nn_train_params p;
+    int n;               /* batch of the last forward */
+    bool training;
+    float **val;         /* per node: output, max_batch samples */
+    float **grad;        /* per node: d(loss)/d(output) */
+    float **pgrad;       /* per parameter; NULL when not trained */
+    bool *need_grad;     /* per node: its output gradient is needed */
+    void **state;        /* per node: op state (masks, batch statistics), free()d */
+    void *conv_ctx;      /* train_conv.c's private context (oneDNN objects), or NULL */
+    kn_rng rng;
+};
+
+/* Conv, batch norm, max/avg pooling in training mode (train_conv.c).
+ * Forward writes t->val[i] for t->n samples; backward adds d(loss)/d(input)
+ * into t->grad[in] when t->need_grad[in], and adds parameter gradients into
+ * t->pgrad[param] (zeroed by the caller before the backward pass). */
+kn_status kn__train_conv_fwd(kn_nn_trainer *t, int i, kn_err *e);
+kn_status kn__train_conv_bwd(kn_nn_trainer *t, int i, kn_err *e);
+kn_status kn__train_bn_fwd(kn_nn_trainer *t, int i, kn_err *e);
+kn_status kn__train_bn_bwd(kn_nn_trainer *t, int i, kn_err *e);
+kn_status kn__train_pool_fwd(kn_nn_trainer *t, int i, kn_err *e);
+kn_status kn__train_pool_bwd(kn_nn_trainer *t, int i, kn_err *e);
+/* Frees train_conv.c's context (called from kn_nn_trainer_free). */
+void kn__train_conv_free(kn_nn_trainer *t);
+
 #endif

@@ -225,7 +225,7 @@ static void test_all_ops(void)
         kn_nn_window ap = win(2, 3, 2, 0, 1, 1, 0, 1);
         a = kn_nn_avgpool(g, a, &ap, variant == 0);
         int f = kn_nn_flatten(g, a);
-        f = kn_nn_dropout(g, f);
+        f = kn_nn_dropout(g, f, 0.5f);
         f = kn_nn_linear(g, f, "fc1", 16, true, KN_ACT_RELU);
         f = kn_nn_linear(g, f, "fc2", 5, true, KN_ACT_NONE);
         f = kn_nn_softmax(g, f);
