@@ -7,5 +7,7 @@ int kn_cli_predict(int argc, char **argv);
 int kn_cli_model(int argc, char **argv);
 int kn_cli_dataset(int argc, char **argv);
 int kn_cli_train(int argc, char **argv);
+int kn_cli_model_server(int argc, char **argv);
+int kn_cli_server(int argc, char **argv);
 
 #endif

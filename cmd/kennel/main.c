@@ -27,6 +27,9 @@ static const struct command {
     {"dataset", "check|synth DIR", "check an ImageFolder data set; write a synthetic one",
      kn_cli_dataset},
     {"train", "--data DIR [options]", "train a classifier (transfer learning)", kn_cli_train},
+    {"model-server", "--model PATH [--port N]",
+     "serve one model (SageMaker inference container contract)", kn_cli_model_server},
+    {"server", "[--data-dir DIR] [--listen ADDR]", "run the kennel daemon", kn_cli_server},
     {"version", "", "print the version", cmd_version},
     {"help", "[COMMAND]", "show help", cmd_help},
 };
