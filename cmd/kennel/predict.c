@@ -212,6 +212,9 @@ int kn_cli_predict(int argc, char **argv)
         fprintf(stderr, "kennel predict: %s\n", e.msg);
         goto out;
     }
+    /* the executor holds its own (reordered) weights: drop the plain copy */
+    kn_nn_graph_free(m->graph);
+    m->graph = NULL;
     size_t per_in = (size_t)3 * m->preproc.h * m->preproc.w;
     size_t per_out = kn_nn_exec_out_numel(x);
     in = malloc(per_in * (size_t)batch * sizeof(float));

@@ -143,10 +143,17 @@ oom:
     return kn_err_set(e, KN_NOMEM, "optimiser: out of memory");
 }
 
+/* Updates are element-wise and memory-bound: vectorised, and split over
+ * threads for large tensors (each element is independent, so the result
+ * does not depend on the thread count). */
+#define PAR_MIN 32768
+
 static void sgd(kn_opt *o, slot *s)
 {
     const kn_opt_params *p = &o->p;
-    for (size_t i = 0; i < s->n; i++) {
+    long n = (long)s->n;
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) {
         float d = s->g[i];
         if (p->weight_decay != 0)
             d = d + p->weight_decay * s->p[i];
@@ -167,7 +174,9 @@ static void adam(kn_opt *o, slot *s)
     float step_size = p->lr / bc1;
     float bc2_sqrt = sqrtf(bc2);
     bool decoupled = p->kind == KN_OPT_ADAMW;
-    for (size_t i = 0; i < s->n; i++) {
+    long n = (long)s->n;
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) {
         float g = s->g[i];
         if (decoupled)
             s->p[i] = s->p[i] * (1.0f - p->lr * p->weight_decay);
