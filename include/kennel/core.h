@@ -36,7 +36,15 @@ extern "C" {
     X(BACKEND, "compute backend failure", 500, "InternalFailure")                            \
     X(INTERNAL, "internal error", 500, "InternalFailure")                                    \
     X(EXISTS, "already exists", 400, "ValidationException")                                  \
-    X(TIMEOUT, "timed out", 504, "ServiceUnavailable")
+    X(TIMEOUT, "timed out", 504, "ServiceUnavailable")                                       \
+    X(SERIALIZATION, "malformed request body", 400, "SerializationException")                \
+    X(UNKNOWN_OPERATION, "unknown operation", 400, "UnknownOperationException")              \
+    X(NO_ROUTE, "no such resource path", 404, "UnknownOperationException")                   \
+    X(INVALID_ACTION, "unknown query action", 400, "InvalidAction")                          \
+    X(REQUEST_TOO_LARGE, "request too large", 413, "RequestEntityTooLargeException")         \
+    X(RESOURCE_IN_USE, "resource in use", 400, "ResourceInUse")                              \
+    X(RESOURCE_NOT_FOUND, "resource not found", 400, "ResourceNotFound")                     \
+    X(RESOURCE_LIMIT, "resource limit exceeded", 400, "ResourceLimitExceeded")
 
 typedef enum kn_status {
 #define KN_X_ENUM(name, msg, http, aws) KN_##name,

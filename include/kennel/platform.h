@@ -1,0 +1,243 @@
+/* kennel platform: the daemon's state and the time it runs on.
+ *
+ *  - kn_clock: the one clock of the daemon. Monotonic and wall time that can
+ *    run N times faster than real time (--clock-rate N) or be advanced by hand
+ *    (tests), with sleeping and condition waits measured in clock time, so a
+ *    300 s cooldown is testable in seconds. All daemon time comes from here.
+ *  - kn_platform: a data directory (lock file, kennel.db, artifacts/) opened
+ *    by exactly one daemon at a time, with its clock and registry.
+ *  - kn_registry: the SQLite store of control-plane resources (models,
+ *    endpoint configurations; later endpoints, jobs, functions). Every state
+ *    change is one transaction; the schema is versioned by migrations.
+ *  - the instance-type table (vCPU, memory, price) endpoints are sized from.
+ *
+ * Messages left in kn_err are the AWS wording where AWS has one
+ * ("Could not find model \"arn:...\"."), so the API layer can pass them on.
+ * All objects here are thread-safe unless a comment says otherwise.
+ */
+#ifndef KENNEL_PLATFORM_H
+#define KENNEL_PLATFORM_H
+
+#include "kennel/core.h"
+
+#include <pthread.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- clock */
+
+typedef struct kn_clock kn_clock;
+
+typedef struct kn_clock_params {
+    double rate;       /* clock seconds per real second, (0, 1e6]; default 1 */
+    bool manual;       /* time stands still until kn_clock_advance (tests) */
+    double start_wall; /* wall time at creation, epoch seconds; 0 = now */
+} kn_clock_params;
+KN_API kn_clock_params kn_clock_default_params(void);
+
+/* KN_INVALID for a rate outside (0, 1e6]. Free with kn_clock_free (NULL ok). */
+KN_API kn_status kn_clock_new(const kn_clock_params *p, kn_clock **out, kn_err *e);
+KN_API void kn_clock_free(kn_clock *c);
+
+KN_API double kn_clock_rate(const kn_clock *c);
+/* Clock-time nanoseconds since the clock was created (starts at 0). */
+KN_API uint64_t kn_clock_mono_ns(const kn_clock *c);
+/* Clock wall time in epoch seconds: start_wall + elapsed clock time. */
+KN_API double kn_clock_wall(const kn_clock *c);
+/* Converts a clock-time span to the real span it takes (ns); manual: 0. */
+KN_API uint64_t kn_clock_real_ns(const kn_clock *c, uint64_t clock_ns);
+/* Manual clocks only: moves time forward and wakes sleepers/waiters. */
+KN_API void kn_clock_advance(kn_clock *c, uint64_t ns);
+
+/* Sleeps for `ns` of clock time. */
+KN_API void kn_clock_sleep_ns(kn_clock *c, uint64_t ns);
+/* Initialises a condition variable that kn_clock_cond_wait can use
+ * (CLOCK_MONOTONIC based). Destroy with pthread_cond_destroy. */
+KN_API kn_status kn_clock_cond_init(pthread_cond_t *cv);
+/* pthread_cond_wait with a deadline in clock time (kn_clock_mono_ns units).
+ * `mu` is held on entry and on return. Returns 0 when woken (possibly
+ * spuriously: re-check the predicate) and ETIMEDOUT once the deadline has
+ * passed. Manual clocks check the deadline every millisecond of real time. */
+KN_API int kn_clock_cond_wait(kn_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu,
+                              uint64_t deadline_ns);
+
+/* ------------------------------------------------------- instance types */
+
+/* An instance type endpoints can use. Prices are AWS's published on-demand
+ * SageMaker real-time inference prices for us-east-1 (USD per hour, as
+ * recalled when this table was written: check the AWS price list before
+ * using them for a bill). kennel uses vcpu/memory to size an instance's
+ * threads and to account for what a deployment would cost on AWS. */
+typedef struct kn_instance_type {
+    const char *name;   /* "ml.m5.large" */
+    int vcpu;
+    int memory_mib;
+    double usd_per_hour;
+} kn_instance_type;
+
+/* NULL when kennel does not offer `name`. The returned entry is static. */
+KN_API const kn_instance_type *kn_instance_type_find(const char *name);
+/* The whole table; *n receives its length. */
+KN_API const kn_instance_type *kn_instance_types(size_t *n);
+
+/* -------------------------------------------------------------- registry */
+
+typedef struct kn_registry kn_registry;
+
+/* A model (SageMaker CreateModel). Strings are heap-owned by the record;
+ * release with kn_model_rec_deinit. JSON members hold the AWS-shaped
+ * sub-documents exactly as accepted, so Describe can echo them. */
+typedef struct kn_model_rec {
+    char *name;               /* as created; lookups ignore case */
+    char *arn;                /* ...:model/<lower-cased name> */
+    char *execution_role_arn;
+    char *container_json;     /* the PrimaryContainer object */
+    char *model_data_url;     /* as given */
+    char *model_data_path;    /* resolved local path (file or directory) */
+    bool network_isolation;
+    char *tags_json;          /* [{"Key":..,"Value":..}] or NULL */
+    double creation_time;     /* epoch seconds, clock time */
+} kn_model_rec;
+KN_API void kn_model_rec_deinit(kn_model_rec *m);
+
+typedef struct kn_variant_rec {
+    char *variant_name;
+    char *model_name;
+    char *instance_type;
+    int initial_instance_count;
+    double initial_variant_weight;
+    int volume_size_gb;                /* 0 = not given */
+    int model_download_timeout_s;      /* 0 = not given */
+    int startup_health_timeout_s;      /* 0 = not given */
+} kn_variant_rec;
+
+typedef struct kn_endpoint_config_rec {
+    char *name;
+    char *arn;                /* ...:endpoint-config/<lower-cased name> */
+    char *kms_key_id;         /* NULL if not given */
+    char *tags_json;
+    kn_variant_rec *variants;
+    int n_variants;
+    double creation_time;
+} kn_endpoint_config_rec;
+KN_API void kn_endpoint_config_rec_deinit(kn_endpoint_config_rec *c);
+
+/* A list request: filters, order and a page. */
+typedef enum kn_sort_key { KN_SORT_CREATION_TIME, KN_SORT_NAME } kn_sort_key;
+typedef struct kn_list_params {
+    const char *name_contains;   /* case-insensitive substring, NULL = all */
+    kn_sort_key sort_by;         /* default creation time */
+    bool ascending;              /* default false (descending) */
+    int max_results;             /* 1..100, default 10 */
+    const char *next_token;      /* from the previous page, NULL = first */
+    bool has_created_before, has_created_after;
+    double created_before, created_after;
+} kn_list_params;
+KN_API kn_list_params kn_list_default_params(void);
+
+/* One page of a list: `items` (kn_model_rec or kn_endpoint_config_rec
+ * without variants) and the token of the next page (NULL on the last). */
+typedef struct kn_model_page {
+    kn_model_rec *items;
+    size_t n;
+    char *next_token;
+} kn_model_page;
+typedef struct kn_endpoint_config_page {
+    kn_endpoint_config_rec *items;
+    size_t n;
+    char *next_token;
+} kn_endpoint_config_page;
+KN_API void kn_model_page_deinit(kn_model_page *p);
+KN_API void kn_endpoint_config_page_deinit(kn_endpoint_config_page *p);
+
+typedef struct kn_registry_params {
+    const char *path;        /* SQLite file, or ":memory:" */
+    kn_clock *clock;         /* creation times come from here (required) */
+    const char *region;      /* recorded at creation; default "us-east-1" */
+    const char *account_id;  /* recorded at creation; default "123456789012" */
+} kn_registry_params;
+KN_API kn_registry_params kn_registry_default_params(void);
+
+/* Opens (creating if needed) and migrates the database: WAL mode, foreign
+ * keys on, busy timeout, schema brought to the current version in one
+ * transaction per migration. KN_IO for SQLite failures, KN_BAD_FORMAT for a
+ * file that is not a kennel database or whose schema is newer than this
+ * build. Free with kn_registry_close (NULL ok). */
+KN_API kn_status kn_registry_open(const kn_registry_params *p, kn_registry **out, kn_err *e);
+KN_API void kn_registry_close(kn_registry *r);
+KN_API int kn_registry_schema_version(kn_registry *r);
+KN_API int kn_registry_latest_schema_version(void);
+KN_API const char *kn_registry_region(const kn_registry *r);
+KN_API const char *kn_registry_account(const kn_registry *r);
+/* "arn:aws:sagemaker:<region>:<account>:<type>/<lower-cased name>". */
+KN_API void kn_registry_arn(const kn_registry *r, const char *service, const char *type,
+                            const char *name, char *out, size_t n);
+
+/* Models. create: m->name, execution_role_arn, container_json,
+ * model_data_url/path, network_isolation, tags_json are read; arn and
+ * creation_time are assigned (and written back into *m). KN_EXISTS when the
+ * name is taken (any letter case). get/delete: KN_NOT_FOUND when absent. */
+KN_API kn_status kn_registry_model_create(kn_registry *r, kn_model_rec *m, kn_err *e);
+KN_API kn_status kn_registry_model_get(kn_registry *r, const char *name, kn_model_rec *out,
+                                       kn_err *e);
+KN_API kn_status kn_registry_model_delete(kn_registry *r, const char *name, kn_err *e);
+/* KN_INVALID for a next_token this list did not hand out. */
+KN_API kn_status kn_registry_model_list(kn_registry *r, const kn_list_params *q,
+                                        kn_model_page *out, kn_err *e);
+
+/* Endpoint configurations. create checks, in the same transaction, that
+ * every variant's model exists (KN_NOT_FOUND naming it) and that the name is
+ * free (KN_EXISTS). */
+KN_API kn_status kn_registry_endpoint_config_create(kn_registry *r, kn_endpoint_config_rec *c,
+                                                    kn_err *e);
+KN_API kn_status kn_registry_endpoint_config_get(kn_registry *r, const char *name,
+                                                 kn_endpoint_config_rec *out, kn_err *e);
+KN_API kn_status kn_registry_endpoint_config_delete(kn_registry *r, const char *name,
+                                                    kn_err *e);
+KN_API kn_status kn_registry_endpoint_config_list(kn_registry *r, const kn_list_params *q,
+                                                  kn_endpoint_config_page *out, kn_err *e);
+
+/* -------------------------------------------------------------- platform */
+
+typedef struct kn_platform kn_platform;
+
+typedef struct kn_platform_params {
+    const char *data_dir;    /* NULL = $XDG_DATA_HOME/kennel or ~/.local/share/kennel */
+    double clock_rate;       /* default 1 */
+    bool manual_clock;       /* tests */
+    const char *region;      /* for a new data dir; default us-east-1 */
+    const char *account_id;  /* for a new data dir; default 123456789012 */
+} kn_platform_params;
+KN_API kn_platform_params kn_platform_default_params(void);
+
+/* Opens a data directory (created 0700 if missing): takes the exclusive
+ * lock on <dir>/kennel.lock (KN_RESOURCE_IN_USE if another process holds it;
+ * the message names the directory and that process's pid), creates
+ * artifacts/, starts the clock and opens <dir>/kennel.db. The lock is held
+ * until kn_platform_close and is not inherited by child processes. */
+KN_API kn_status kn_platform_open(const kn_platform_params *p, kn_platform **out, kn_err *e);
+KN_API void kn_platform_close(kn_platform *p);
+
+KN_API kn_clock *kn_platform_clock(kn_platform *p);
+KN_API kn_registry *kn_platform_registry(kn_platform *p);
+KN_API const char *kn_platform_data_dir(const kn_platform *p);
+KN_API const char *kn_platform_artifacts_dir(const kn_platform *p);
+
+/* Model data locations. A ModelDataUrl may be
+ *   - an absolute local path:            /srv/models/dog
+ *   - a file URL:                        file:///srv/models/dog.tar.gz
+ *   - an artifact-store reference:       kennel://artifacts/dog/model.tar.gz
+ *     (a path under <data-dir>/artifacts/; ".." and links out are refused)
+ * naming a package directory (holding model.json) or a gzip'd tar. s3://
+ * and http(s):// are refused: kennel has no network access to object stores.
+ * On success `out` receives the resolved absolute path. KN_INVALID with a
+ * message a person can act on otherwise. */
+KN_API kn_status kn_platform_resolve_model_data(const kn_platform *p, const char *url,
+                                                char *out, size_t n, kn_err *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
