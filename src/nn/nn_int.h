@@ -66,4 +66,16 @@ kn_status kn__train_pool_bwd(kn_nn_trainer *t, int i, kn_err *e);
 /* Frees train_conv.c's context (called from kn_nn_trainer_free). */
 void kn__train_conv_free(kn_nn_trainer *t);
 
+/* The oneDNN path behind the entry points above (train_conv_dnnl.c): the
+ * same contract; batch norm takes the statistics forward uses (written in
+ * training mode) and backward differentiates. */
+kn_status kn__train_dnnl_conv_fwd(kn_nn_trainer *t, int i, kn_err *e);
+kn_status kn__train_dnnl_conv_bwd(kn_nn_trainer *t, int i, kn_err *e);
+kn_status kn__train_dnnl_bn_fwd(kn_nn_trainer *t, int i, float *mean, float *var, kn_err *e);
+kn_status kn__train_dnnl_bn_bwd(kn_nn_trainer *t, int i, const float *mean, const float *var,
+                                kn_err *e);
+kn_status kn__train_dnnl_pool_fwd(kn_nn_trainer *t, int i, kn_err *e);
+kn_status kn__train_dnnl_pool_bwd(kn_nn_trainer *t, int i, kn_err *e);
+void kn__train_dnnl_free(kn_nn_trainer *t);
+
 #endif
