@@ -311,7 +311,10 @@ typedef struct kn_nn_exec_params {
     kn_nn_backend backend;
     int max_batch; /* working memory is reserved for this batch size */
     int threads;   /* 0 = leave the OpenMP default */
+    int micro_batch; /* oneDNN: larger batches run in passes of at most this
+                        many samples (0 = KN_NN_MICRO_BATCH_DEFAULT) */
 } kn_nn_exec_params;
+#define KN_NN_MICRO_BATCH_DEFAULT 8
 KN_API kn_nn_exec_params kn_nn_exec_default_params(void);
 
 typedef struct kn_nn_exec kn_nn_exec;

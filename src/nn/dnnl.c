@@ -75,7 +75,8 @@ typedef struct dnnl_impl {
     int nw, capw;
     float **bias;             /* per node, copies of biases (or NULL) */
     int nnodes;
-    plan **plans;             /* index = batch size */
+    plan **plans;             /* index = batch size, 1..micro */
+    int micro;                /* largest batch run in one pass (see dnnl_run) */
     void *scratch;
     size_t scratch_size;
     dnnl_memory_t scratch_mem;
@@ -830,7 +831,7 @@ static void dnnl_destroy(kn_nn_exec *x)
     if (!d)
         return;
     if (d->plans)
-        for (int n = 0; n <= x->p.max_batch; n++)
+        for (int n = 0; n <= d->micro; n++)
             plan_free(d->plans[n]);
     free(d->plans);
     for (int i = 0; i < d->nw; i++) {
@@ -944,7 +945,10 @@ static kn_status dnnl_create(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e)
     d->fuse_into = malloc((size_t)nn * sizeof(int));
     d->fused_add = malloc((size_t)nn * sizeof(int));
     d->last_use = malloc((size_t)nn * sizeof(int));
-    d->plans = calloc((size_t)x->p.max_batch + 1, sizeof *d->plans);
+    d->micro = x->p.micro_batch > 0 ? x->p.micro_batch : KN_NN_MICRO_BATCH_DEFAULT;
+    if (d->micro > x->p.max_batch)
+        d->micro = x->p.max_batch;
+    d->plans = calloc((size_t)d->micro + 1, sizeof *d->plans);
     if (!d->nodes || !d->bias || !d->fuse_into || !d->fused_add || !d->last_use || !d->plans) {
         rc = kn_err_set(e, KN_NOMEM, "oneDNN backend: out of memory");
         goto out;
@@ -987,7 +991,7 @@ static kn_status dnnl_create(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e)
     DN(dnnl_engine_create(&d->eng, dnnl_cpu, 0), "engine");
     DN(dnnl_stream_create(&d->stream, d->eng, dnnl_stream_default_flags), "stream");
     plan *p;
-    if ((rc = get_plan(d, x->p.max_batch, &p, e)))
+    if ((rc = get_plan(d, d->micro, &p, e)))
         goto out;
     /* Weights for the main batch size are reordered now; smaller batches
      * planned later share those layouts or convert from them. */
@@ -1012,9 +1016,8 @@ static dnnl_memory_t arg_mem(dnnl_impl *d, plan *p, call *c, int k)
     }
 }
 
-static kn_status dnnl_run(kn_nn_exec *x, const float *in, int n, float *out, kn_err *e)
+static kn_status run_pass(dnnl_impl *d, const float *in, int n, float *out, kn_err *e)
 {
-    dnnl_impl *d = x->impl;
     plan *p;
     kn_status rc = get_plan(d, n, &p, e);
     int node = -1;
@@ -1065,6 +1068,23 @@ static kn_status dnnl_run(kn_nn_exec *x, const float *in, int n, float *out, kn_
     DN(dnnl_stream_wait(d->stream), "stream wait");
 out:
     return rc;
+}
+
+/* Big batches run as passes of at most d->micro samples: the activations of
+ * a pass stay in the caches (resnet50 at batch 32 is ~10 % slower per image
+ * than at batch 8 here), and working memory is sized for one pass. */
+static kn_status dnnl_run(kn_nn_exec *x, const float *in, int n, float *out, kn_err *e)
+{
+    dnnl_impl *d = x->impl;
+    size_t in_numel = kn__nn_shape_numel(x->in_shape);
+    size_t out_numel = kn__nn_shape_numel(x->out_shape);
+    for (int off = 0; off < n; off += d->micro) {
+        int k = n - off < d->micro ? n - off : d->micro;
+        kn_status rc = run_pass(d, in + (size_t)off * in_numel, k, out + (size_t)off * out_numel, e);
+        if (rc)
+            return rc;
+    }
+    return KN_OK;
 }
 
 const kn_nn_backend_ops kn__nn_dnnl_ops = {dnnl_create, dnnl_run, dnnl_destroy};
