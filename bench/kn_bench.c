@@ -148,6 +148,10 @@ static kn_status prepare_graph(const args *a, kn_nn_graph **out, double *flops, 
             kn_err_prefix(e, "weights %s", a->weights);
             goto out;
         }
+        /* As the model loader does: the file's pages leave the process once
+         * the graph holds the converted weights. */
+        kn_st_free(st);
+        st = NULL;
     } else {
         kn_nn_graph_init_params(g, a->seed, true);
     }
