@@ -96,8 +96,17 @@ static int apply(settings *s, const char *raw, const char *v, char *err, size_t 
         }
     } else if (!strcmp(name, "dropout"))
         return parse_float(raw, v, 0, 0.99, false, &p->head.dropout, err, n);
-    else if (!strcmp(name, "finetune"))
-        return parse_int(raw, v, 0, 100, &p->finetune, err, n);
+    else if (!strcmp(name, "finetune")) {
+        if (!strcasecmp(v, "all")) {
+            p->finetune = KN_TRAIN_FINETUNE_ALL;
+            return 0;
+        }
+        if (parse_int(raw, v, 0, 100, &p->finetune, err, n)) {
+            snprintf(err, n, "%s: '%s' is not a stage count in [0, 100] or 'all'", raw, v);
+            return -1;
+        }
+    } else if (!strcmp(name, "image-size"))
+        return parse_int(raw, v, 32, 1024, &p->image_size, err, n);
     else if (!strcmp(name, "epochs"))
         return parse_int(raw, v, 1, 100000, &p->epochs, err, n);
     else if (!strcmp(name, "batch-size") || !strcmp(name, "batch"))
@@ -174,7 +183,10 @@ static void usage(FILE *f)
         "  --backbone FILE       a .tflite (or .safetensors) backbone\n"
         "  --head N[,N]          hidden layer sizes of the new head (default: none)\n"
         "  --dropout P           dropout after each hidden layer (default 0)\n"
-        "  --finetune N          also train the last N stages of the backbone (default 0)\n"
+        "  --finetune N|all      also train the last N stages of the backbone (resnet:\n"
+        "                        1..4 = layer4..layer1; mobilenet_v2: 1..18), or 'all'\n"
+        "                        for every layer including the stem (default 0: head only)\n"
+        "  --image-size N        input side for --arch networks (default 224)\n"
         "  --epochs N            (default 5)       --batch-size N     (default 32)\n"
         "  --learning-rate F     (default 0.001)   --optimizer sgd|adam|adamw (default adam)\n"
         "  --momentum F --nesterov --weight-decay F\n"
@@ -270,7 +282,8 @@ int kn_cli_train(int argc, char **argv)
         {"patience", 1, NULL, 0},      {"augment", 1, NULL, 0},     {"seed", 1, NULL, 0},
         {"threads", 1, NULL, 0},       {"split", 1, NULL, 0},       {"model-dir", 1, NULL, 0},
         {"cache-dir", 1, NULL, 0},     {"max-steps", 1, NULL, 0},   {"nesterov", 0, NULL, 0},
-        {"sm-root", 1, NULL, 0},       {"no-progress", 0, NULL, 0}, {"help", 0, NULL, 'h'},
+        {"sm-root", 1, NULL, 0},       {"no-progress", 0, NULL, 0}, {"image-size", 1, NULL, 0},
+        {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     settings s;

@@ -51,13 +51,19 @@ KN_API void kn_opt_step(kn_opt *o);
 
 /* ---- the training job ---------------------------------------------------- */
 
+/* finetune value that trains every layer, the stem included (a stage count N
+ * trains the last N stages: resnet layer1..layer4, mobilenet_v2
+ * features.1..features.18, leaving the stem frozen). */
+#define KN_TRAIN_FINETUNE_ALL (-1)
+
 typedef struct kn_train_params {
     const char *data;        /* ImageFolder root */
     const char *arch;        /* torchvision architecture (with weights) */
     const char *weights;     /* backbone .safetensors with torchvision names, or NULL */
     const char *tflite;      /* backbone .tflite instead of arch + weights */
     kn_nn_head head;         /* hidden sizes, dropout; classes from the data set */
-    int finetune;            /* unfrozen stages (0 = head only) */
+    int finetune;            /* unfrozen stages (0 = head only, KN_TRAIN_FINETUNE_ALL) */
+    int image_size;          /* network input side for torchvision archs (0 = 224) */
     int epochs;
     int batch;
     kn_opt_params opt;

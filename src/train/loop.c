@@ -2,6 +2,13 @@
  * inference executor) -> trainable tail (kn_nn_trainer) -> optimiser, with
  * early stopping on validation loss, a final test pass and a model package.
  *
+ * The cut between prefix and tail is the head (--finetune 0), the start of
+ * the last N stages (--finetune N: conv, batch norm and pooling train on the
+ * trainer's oneDNN backward path, batch norm with batch statistics and its
+ * running statistics updated), or the input (--finetune all: no prefix, the
+ * trainer takes the image batch). The running statistics are parameters of
+ * the tail, so early stopping's snapshot and the package carry them.
+ *
  * With a frozen backbone and no augmentation, backbone features are computed
  * once per image (or read from the feature cache) and the epochs run on
  * features in memory; otherwise each batch is decoded (augmented) and passed
@@ -135,8 +142,15 @@ static kn_status load_backbone(job *j, kn_err *e)
     if (rc == KN_OK) {
         /* the head: fresh, seeded; BN parameters of the head do not exist */
         kn_nn_graph_init_params(g, p->seed, false);
-        printf("backbone: %s from %s (%s)\n", p->arch, p->weights,
-               p->finetune ? "last stages trainable" : "frozen");
+        char how[64];
+        if (p->finetune == KN_TRAIN_FINETUNE_ALL)
+            snprintf(how, sizeof how, "every layer trainable");
+        else if (p->finetune > 0)
+            snprintf(how, sizeof how, "last %d stage%s trainable", p->finetune,
+                     p->finetune == 1 ? "" : "s");
+        else
+            snprintf(how, sizeof how, "frozen");
+        printf("backbone: %s from %s (%s)\n", p->arch, p->weights, how);
     }
     return rc;
 }
@@ -149,9 +163,12 @@ static kn_status build_model(job *j, kn_err *e)
     kn_status rc;
     int cut;
     if (p->tflite) {
-        if (p->finetune > 0)
+        if (p->finetune != 0)
             return kn_err_set(e, KN_UNSUPPORTED, "--finetune: a TFLite backbone can only be used "
                               "frozen; use a safetensors backbone to fine-tune");
+        if (p->image_size > 0)
+            return kn_err_set(e, KN_UNSUPPORTED, "--image-size: a TFLite backbone has a fixed "
+                              "input size");
         kn_model_load_params lp = kn_model_load_default_params();
         if ((rc = kn_model_load(p->tflite, &lp, &j->tfl, e)))
             return rc;
@@ -172,6 +189,8 @@ static kn_status build_model(job *j, kn_err *e)
                j->fshape.c * j->fshape.h * j->fshape.w);
     } else {
         j->pre = kn_img_preproc_torchvision();
+        if (p->image_size > 0)
+            j->pre.h = j->pre.w = p->image_size;
         j->full = kn_nn_graph_new();
         if (!j->full)
             return kn_err_set(e, KN_NOMEM, "out of memory");
@@ -179,29 +198,46 @@ static kn_status build_model(job *j, kn_err *e)
             return rc;
         if ((rc = load_backbone(j, e)))
             return rc;
-        if ((rc = kn_nn_graph_stage_cut(j->full, p->arch, p->finetune, &cut, e)) ||
-            (rc = kn_nn_graph_split(j->full, cut, &j->prefix, &j->tail, e)))
+        /* every layer trainable: no frozen prefix, the trainer takes the
+         * image batch itself */
+        if (p->finetune == KN_TRAIN_FINETUNE_ALL)
+            rc = kn_nn_graph_split(j->full, 0, NULL, &j->tail, e);
+        else if (!(rc = kn_nn_graph_stage_cut(j->full, p->arch, p->finetune, &cut, e)))
+            rc = kn_nn_graph_split(j->full, cut, &j->prefix, &j->tail, e);
+        if (rc)
             return rc;
-        j->fshape = kn_nn_graph_output_shape(j->prefix);
+        j->fshape = j->prefix ? kn_nn_graph_output_shape(j->prefix)
+                              : kn_nn_graph_input_shape(j->full);
     }
-    if ((rc = kn_nn_graph_optimize_inplace(j->prefix, e)))
+    if (j->prefix && (rc = kn_nn_graph_optimize_inplace(j->prefix, e)))
         return rc;
     j->fdim = j->fshape.c * j->fshape.h * j->fshape.w;
-    printf("head: %d", j->fdim);
-    for (int i = 0; i < head.n_hidden; i++)
-        printf(" -> %d (relu%s)", head.hidden[i], head.dropout > 0 ? ", dropout" : "");
-    printf(" -> %d classes; %d trainable tensors\n", j->classes, kn_nn_graph_param_count(j->tail));
 
-    kn_nn_exec_params xp = kn_nn_exec_default_params();
-    xp.max_batch = p->batch;
-    xp.threads = p->threads;
-    if ((rc = kn_nn_exec_new(j->prefix, &xp, &j->px, e)))
-        return rc;
+    if (j->prefix) {
+        kn_nn_exec_params xp = kn_nn_exec_default_params();
+        xp.max_batch = p->batch;
+        xp.threads = p->threads;
+        if ((rc = kn_nn_exec_new(j->prefix, &xp, &j->px, e)))
+            return rc;
+    }
     kn_nn_train_params tp = kn_nn_train_default_params();
     tp.max_batch = p->batch;
     tp.seed = p->seed;
     if ((rc = kn_nn_trainer_new(j->tail, &tp, &j->tr, e)))
         return rc;
+    int trained = 0;
+    for (int i = 0; i < kn_nn_graph_param_count(j->tail); i++)
+        trained += kn_nn_trainer_grad(j->tr, i) != NULL;
+    if (p->finetune != 0)
+        printf("trainable: %s from a %dx%dx%d input", p->finetune == KN_TRAIN_FINETUNE_ALL
+                                                          ? "the whole network"
+                                                          : "the last stages and the head",
+               j->fshape.c, j->fshape.h, j->fshape.w);
+    else
+        printf("head: %d", j->fdim);
+    for (int i = 0; i < head.n_hidden; i++)
+        printf(" -> %d (relu%s)", head.hidden[i], head.dropout > 0 ? ", dropout" : "");
+    printf(" -> %d classes; %d trainable tensors\n", j->classes, trained);
     return kn_opt_new(&p->opt, j->tail, j->tr, &j->opt, e);
 }
 
@@ -466,8 +502,9 @@ static kn_status run_images(job *j, kn_split s, bool train, int epoch, float *lo
             break;
         float l;
         int c;
-        if ((rc = kn_nn_exec_run(j->px, j->in, n, j->fx, e)) ||
-            (rc = kn_nn_trainer_forward(j->tr, j->fx, n, train, j->out, e)) ||
+        /* without a frozen prefix the trainer takes the images */
+        if ((j->px && (rc = kn_nn_exec_run(j->px, j->in, n, j->fx, e))) ||
+            (rc = kn_nn_trainer_forward(j->tr, j->px ? j->fx : j->in, n, train, j->out, e)) ||
             (rc = kn_train_cross_entropy(j->out, j->labels, n, j->classes, &l,
                                          train ? j->dout : NULL, &c, e)))
             break;
@@ -633,8 +670,11 @@ kn_status kn_train_run(const kn_train_params *p, kn_train_result *r, kn_err *e)
         return kn_err_set(e, KN_INVALID, "epochs %d is out of range [1, 100000]", p->epochs);
     if (p->batch < 1 || p->batch > 4096)
         return kn_err_set(e, KN_INVALID, "batch size %d is out of range [1, 4096]", p->batch);
-    if (p->finetune < 0)
+    if (p->finetune < 0 && p->finetune != KN_TRAIN_FINETUNE_ALL)
         return kn_err_set(e, KN_INVALID, "finetune %d is negative", p->finetune);
+    if (p->image_size != 0 && (p->image_size < 32 || p->image_size > 1024))
+        return kn_err_set(e, KN_INVALID, "image size %d is out of range [32, 1024]",
+                          p->image_size);
 
     kn_dataset_params dp = kn_dataset_default_params();
     dp.seed = p->seed;
@@ -654,7 +694,7 @@ kn_status kn_train_run(const kn_train_params *p, kn_train_result *r, kn_err *e)
         goto out;
     size_t per_in = (size_t)3 * j.pre.h * j.pre.w;
     j.in = malloc(per_in * (size_t)p->batch * sizeof(float));
-    j.fx = malloc((size_t)j.fdim * (size_t)p->batch * sizeof(float));
+    j.fx = malloc((size_t)(j.px ? j.fdim : 1) * (size_t)p->batch * sizeof(float));
     j.out = malloc((size_t)j.classes * (size_t)p->batch * sizeof(float));
     j.dout = malloc((size_t)j.classes * (size_t)p->batch * sizeof(float));
     j.labels = malloc((size_t)p->batch * sizeof(int));
