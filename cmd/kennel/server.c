@@ -1,12 +1,201 @@
-/* kennel server: placeholder until its module lands. */
+/* kennel server: the daemon. Opens the data directory (exclusive lock,
+ * SQLite registry, artifact store), starts the fleet that runs endpoint
+ * instances (this same executable as `kennel model-server`, found through
+ * /proc/self/exe), and serves the AWS-compatible front door until SIGTERM
+ * or SIGINT, then stops in reverse order: no new requests, instances
+ * stopped, database closed.
+ *
+ * Signals are blocked before any thread starts, so every thread inherits
+ * the mask and main() receives them with sigwait(). */
 #include "cli.h"
 
+#include "kennel/api.h"
+#include "kennel/platform.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kennel server [options]\n"
+            "\n"
+            "Runs the kennel daemon: the SageMaker API (JSON 1.1, X-Amz-Target SageMaker.*),\n"
+            "SageMaker Runtime (POST /endpoints/NAME/invocations) and the endpoints'\n"
+            "instances. Point the AWS CLI or an SDK at it with --endpoint-url.\n"
+            "\n"
+            "  --data-dir DIR        state: kennel.db, artifacts/, instances/ (default\n"
+            "                        $XDG_DATA_HOME/kennel or ~/.local/share/kennel)\n"
+            "  --listen ADDR         IPv4 address to bind (default 127.0.0.1)\n"
+            "  --port N              port (default 8080); 0 picks a free port\n"
+            "  --ready-file F        once listening, write \"ADDR:PORT\" to F (removed at exit)\n"
+            "  --clock-rate N        run the daemon's clock N times faster (default 1)\n"
+            "  --startup-timeout S   seconds an instance has to answer /ping (default 240)\n"
+            "  --verbose             log every request\n");
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool write_ready(const char *path, const char *addr, int port)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return false;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return false;
+    bool ok = fprintf(f, "%s:%d\n", addr, port) > 0;
+    ok = (fclose(f) == 0) && ok;
+    if (ok && rename(tmp, path) != 0)
+        ok = false;
+    if (!ok)
+        unlink(tmp);
+    return ok;
+}
 
 int kn_cli_server(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "kennel server: not available in this build\n");
-    return 2;
+    enum { O_DATA = 256, O_LISTEN, O_PORT, O_READY, O_RATE, O_STARTUP, O_VERBOSE };
+    static const struct option opts[] = {
+        {"data-dir", required_argument, NULL, O_DATA},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"port", required_argument, NULL, O_PORT},
+        {"ready-file", required_argument, NULL, O_READY},
+        {"clock-rate", required_argument, NULL, O_RATE},
+        {"startup-timeout", required_argument, NULL, O_STARTUP},
+        {"verbose", no_argument, NULL, O_VERBOSE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    kn_platform_params pp = kn_platform_default_params();
+    kn_api_http_params hp = kn_api_http_default_params();
+    kn_fleet_params fp = kn_fleet_default_params();
+    hp.port = 8080;
+    const char *ready_file = NULL;
+    long v;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATA:
+            pp.data_dir = optarg;
+            break;
+        case O_LISTEN:
+            hp.host = optarg;
+            break;
+        case O_PORT:
+            if (!parse_long(optarg, 0, 65535, &v)) {
+                fprintf(stderr, "kennel server: --port '%s' is not in [0, 65535]\n", optarg);
+                return 2;
+            }
+            hp.port = (int)v;
+            break;
+        case O_READY:
+            ready_file = optarg;
+            break;
+        case O_RATE: {
+            char *end;
+            double r = strtod(optarg, &end);
+            if (end == optarg || *end || !(r > 0 && r <= 1e6)) {
+                fprintf(stderr, "kennel server: --clock-rate '%s' is not in (0, 1000000]\n",
+                        optarg);
+                return 2;
+            }
+            pp.clock_rate = r;
+            break;
+        }
+        case O_STARTUP:
+            if (!parse_long(optarg, 1, 86400, &v)) {
+                fprintf(stderr, "kennel server: --startup-timeout '%s' is not in [1, 86400]\n",
+                        optarg);
+                return 2;
+            }
+            fp.startup_timeout_s = (unsigned)v;
+            break;
+        case O_VERBOSE:
+            kn_log_set_level(KN_LOG_DEBUG);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kennel server: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        fprintf(stderr, "kennel server: cannot find its own executable: %s\n", strerror(errno));
+        return 1;
+    }
+    self[n] = '\0';
+    fp.instance_bin = self;
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    kn_err e;
+    kn_err_clear(&e);
+    kn_platform *p = NULL;
+    kn_fleet *fleet = NULL;
+    kn_api *api = NULL;
+    kn_api_http *http = NULL;
+    if (kn_platform_open(&pp, &p, &e) || kn_fleet_start(p, &fp, &fleet, &e)) {
+        fprintf(stderr, "kennel server: %s\n", e.msg);
+        goto out;
+    }
+    kn_api_params ap = kn_api_default_params();
+    ap.fleet = fleet;
+    if (kn_api_new(p, &ap, &api, &e) || kn_api_http_start(api, &hp, &http, &e)) {
+        fprintf(stderr, "kennel server: %s\n", e.msg);
+        goto out;
+    }
+    int port = kn_api_http_port(http);
+    fprintf(stderr, "kennel server: data dir %s, clock rate %g\n", kn_platform_data_dir(p),
+            kn_clock_rate(kn_platform_clock(p)));
+    printf("listening on %s:%d\n", hp.host, port);
+    fflush(stdout);
+    if (ready_file && !write_ready(ready_file, hp.host, port)) {
+        fprintf(stderr, "kennel server: cannot write %s: %s\n", ready_file, strerror(errno));
+        goto out;
+    }
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    fprintf(stderr, "kennel server: %s, stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (ready_file)
+        unlink(ready_file);
+    rc = 0;
+out:
+    kn_api_http_stop(http);
+    kn_fleet_stop(fleet);
+    kn_api_free(api);
+    kn_platform_close(p);
+    return rc;
 }

@@ -134,6 +134,7 @@ typedef struct kn_list_params {
     const char *next_token;      /* from the previous page, NULL = first */
     bool has_created_before, has_created_after;
     double created_before, created_after;
+    const char *status_equals;   /* endpoints only: an EndpointStatus, NULL = any */
 } kn_list_params;
 KN_API kn_list_params kn_list_default_params(void);
 
@@ -199,9 +200,145 @@ KN_API kn_status kn_registry_endpoint_config_delete(kn_registry *r, const char *
 KN_API kn_status kn_registry_endpoint_config_list(kn_registry *r, const kn_list_params *q,
                                                   kn_endpoint_config_page *out, kn_err *e);
 
-/* -------------------------------------------------------------- platform */
+/* Endpoints. An endpoint holds a snapshot of its configuration's variants
+ * (with each model's resolved path), so it keeps running when the
+ * configuration or model is deleted, as on AWS. `status` is the AWS
+ * EndpointStatus ("Creating", "InService", "Updating", "SystemUpdating",
+ * "Deleting", "Failed"). current_* fields are runtime figures that the
+ * fleet fills in; the registry leaves them 0. */
+typedef struct kn_endpoint_variant_rec {
+    char *variant_name;
+    char *model_name;
+    char *model_data_path;
+    char *image;                  /* PrimaryContainer.Image, NULL if none */
+    char *instance_type;
+    int desired_count;
+    double desired_weight;
+    int startup_health_timeout_s; /* 0 = not given */
+    int current_count;            /* runtime: instances answering /ping */
+    double current_weight;        /* runtime */
+} kn_endpoint_variant_rec;
 
+typedef struct kn_endpoint_rec {
+    char *name;
+    char *arn;
+    char *config_name;
+    char *status;
+    char *failure_reason;         /* NULL unless Failed */
+    char *tags_json;
+    double creation_time, last_modified_time;
+    kn_endpoint_variant_rec *variants;
+    int n_variants;
+} kn_endpoint_rec;
+KN_API void kn_endpoint_rec_deinit(kn_endpoint_rec *e);
+
+typedef struct kn_endpoint_page {
+    kn_endpoint_rec *items;       /* without variants */
+    size_t n;
+    char *next_token;
+} kn_endpoint_page;
+KN_API void kn_endpoint_page_deinit(kn_endpoint_page *p);
+
+/* Creates the endpoint in status Creating, in one transaction that checks
+ * the name is free (KN_EXISTS), the configuration exists (KN_NOT_FOUND) and
+ * every variant's model exists (KN_NOT_FOUND naming it). `out` receives the
+ * stored record. */
+KN_API kn_status kn_registry_endpoint_create(kn_registry *r, const char *name,
+                                             const char *config_name, const char *tags_json,
+                                             kn_endpoint_rec *out, kn_err *e);
+KN_API kn_status kn_registry_endpoint_get(kn_registry *r, const char *name, kn_endpoint_rec *out,
+                                          kn_err *e);
+/* Sets status (and failure_reason, NULL to clear) and LastModifiedTime. */
+KN_API kn_status kn_registry_endpoint_set_status(kn_registry *r, const char *name,
+                                                 const char *status, const char *failure_reason,
+                                                 kn_err *e);
+/* Removes the endpoint row and its variants; KN_NOT_FOUND when absent. */
+KN_API kn_status kn_registry_endpoint_delete(kn_registry *r, const char *name, kn_err *e);
+KN_API kn_status kn_registry_endpoint_list(kn_registry *r, const kn_list_params *q,
+                                           kn_endpoint_page *out, kn_err *e);
+
+/* ----------------------------------------------------------------- fleet */
+
+/* The processes behind endpoints. Each endpoint variant runs
+ * desired_count instances, each a `<instance_bin> model-server --model
+ * <path> --port 0 --ready-file F --threads <vCPU of the instance type>`
+ * child. A supervisor thread (real time: process start-up is real work,
+ * not clock time) starts them, reaps them, pings them and:
+ *   Creating / SystemUpdating -> InService once every instance answers
+ *   /ping; -> Failed (FailureReason = the instance's last stderr line, i.e.
+ *   the model loader's message) when an instance exits or stays silent
+ *   before that; an instance of an InService endpoint that exits is
+ *   replaced (with back-off when it keeps failing); Deleting -> instances
+ *   get SIGTERM (SIGKILL after the grace time) and the endpoint row goes.
+ * Instances die with the daemon (PR_SET_PDEATHSIG), so a killed daemon
+ * leaves none behind; on start the fleet brings every stored endpoint back
+ * (InService ones through SystemUpdating). Instance logs and ready files
+ * live in <data-dir>/instances/<endpoint>/.
+ *
+ * Invocations go to the ready instance of the chosen variant with the
+ * fewest requests in flight, over kept-alive connections; a request whose
+ * instance fails at the transport level is retried once on another one.
+ * Thread-safe. */
+typedef struct kn_fleet kn_fleet;
 typedef struct kn_platform kn_platform;
+
+typedef struct kn_fleet_params {
+    const char *instance_bin;    /* the kennel executable (required) */
+    unsigned poll_ms;            /* supervision tick in real ms (default 50) */
+    unsigned startup_timeout_s;  /* real seconds to answer /ping (default 240); a
+                                    variant's ContainerStartupHealthCheckTimeout wins */
+    unsigned invoke_timeout_ms;  /* per attempt (default 60000) */
+    unsigned stop_grace_ms;      /* SIGTERM to SIGKILL (default 30000) */
+} kn_fleet_params;
+KN_API kn_fleet_params kn_fleet_default_params(void);
+
+/* Starts supervising and brings back the endpoints stored in p's registry.
+ * `p` must outlive the fleet. Stop with kn_fleet_stop (NULL ok), which
+ * stops every instance (the endpoints stay stored as they are). */
+KN_API kn_status kn_fleet_start(kn_platform *p, const kn_fleet_params *fp, kn_fleet **out,
+                                kn_err *e);
+KN_API void kn_fleet_stop(kn_fleet *f);
+
+/* CreateEndpoint: stores it (see kn_registry_endpoint_create) and starts
+ * its instances. */
+KN_API kn_status kn_fleet_endpoint_create(kn_fleet *f, const char *name, const char *config_name,
+                                          const char *tags_json, kn_endpoint_rec *out,
+                                          kn_err *e);
+/* The stored endpoint with its runtime figures filled in. */
+KN_API kn_status kn_fleet_endpoint_describe(kn_fleet *f, const char *name, kn_endpoint_rec *out,
+                                            kn_err *e);
+/* DeleteEndpoint: status Deleting now, gone once its instances exited. */
+KN_API kn_status kn_fleet_endpoint_delete(kn_fleet *f, const char *name, kn_err *e);
+
+typedef struct kn_invoke_request {
+    const char *endpoint;
+    const char *target_variant;     /* NULL = by weight */
+    const char *content_type;       /* NULL = application/octet-stream */
+    const char *accept;             /* NULL = not sent */
+    const char *custom_attributes;  /* NULL = not sent */
+    const uint8_t *body;
+    size_t body_len;
+} kn_invoke_request;
+
+typedef struct kn_invoke_result {
+    int status;                     /* the instance's HTTP status */
+    char content_type[256];
+    char custom_attributes[1024];
+    char variant[128];              /* the variant that answered */
+    kn_buf body;                    /* the instance's body (bounded) */
+} kn_invoke_result;
+KN_API void kn_invoke_result_init(kn_invoke_result *r);
+KN_API void kn_invoke_result_deinit(kn_invoke_result *r);
+
+/* InvokeEndpoint. KN_OK: out->status is whatever the instance answered.
+ * KN_NOT_FOUND: no such endpoint ("Endpoint X of account N not found.");
+ * KN_INVALID: the endpoint has no instance to serve (Creating, Failed) or
+ * the target variant does not exist; KN_TIMEOUT: the instance took longer
+ * than invoke_timeout_ms; KN_IO: no instance could take the request. */
+KN_API kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq,
+                                 kn_invoke_result *out, kn_err *e);
+
+/* -------------------------------------------------------------- platform */
 
 typedef struct kn_platform_params {
     const char *data_dir;    /* NULL = $XDG_DATA_HOME/kennel or ~/.local/share/kennel */

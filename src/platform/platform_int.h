@@ -36,6 +36,18 @@ kn_status kn_registry__prepare(kn_registry *r, const char *sql, sqlite3_stmt **s
  * when allocation fails. */
 char *kn_registry__col_strdup(sqlite3_stmt *st, int col, bool *oom);
 
+/* SELECT 1 FROM table WHERE name = ? (case-insensitive). Caller holds r->mu. */
+kn_status kn_registry__exists(kn_registry *r, const char *table, const char *name, bool *found,
+                              kn_err *e);
+void kn_registry__bind_opt_text(sqlite3_stmt *st, int i, const char *v);
+
+/* Filtered, ordered, keyset-paginated listing (resources.c): `cols` start
+ * with name, arn, creation_time and end with id; `fn` is called per row. */
+typedef kn_status (*kn_registry__row_fn)(sqlite3_stmt *st, void *ctx, kn_err *e);
+kn_status kn_registry__list_rows(kn_registry *r, const char *table, const char *cols,
+                                 const kn_list_params *q, kn_registry__row_fn fn, void *ctx,
+                                 char **next_token, kn_err *e);
+
 /* Pagination tokens: opaque to clients (hex), bound to the sort key and
  * order they were issued for. A position is the last row's sort value
  * (creation time or name) and row id. */

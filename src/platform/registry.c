@@ -69,6 +69,38 @@ static const struct migration {
      "  PRIMARY KEY (config_id, position),\n"
      "  UNIQUE (config_id, variant_name)\n"
      ") WITHOUT ROWID;\n"},
+    {2, "endpoints",
+     /* An endpoint keeps a copy of its configuration's variants (with the
+      * resolved model path) as they were when it was created or last
+      * updated: AWS keeps an endpoint running after its configuration or
+      * model is deleted. `status` is the AWS EndpointStatus it was last
+      * in; the daemon brings endpoints back to it after a restart. */
+     "CREATE TABLE endpoints (\n"
+     "  id                 INTEGER PRIMARY KEY,\n"
+     "  name               TEXT NOT NULL UNIQUE COLLATE NOCASE,\n"
+     "  arn                TEXT NOT NULL,\n"
+     "  config_name        TEXT NOT NULL,\n"
+     "  status             TEXT NOT NULL,\n"
+     "  failure_reason     TEXT,\n"
+     "  tags               TEXT,\n"
+     "  creation_time      REAL NOT NULL,\n"
+     "  last_modified_time REAL NOT NULL\n"
+     ");\n"
+     "CREATE INDEX endpoints_by_time ON endpoints (creation_time, id);\n"
+     "CREATE TABLE endpoint_variants (\n"
+     "  endpoint_id              INTEGER NOT NULL\n"
+     "                           REFERENCES endpoints (id) ON DELETE CASCADE,\n"
+     "  position                 INTEGER NOT NULL,\n"
+     "  variant_name             TEXT NOT NULL,\n"
+     "  model_name               TEXT NOT NULL,\n"
+     "  model_data_path          TEXT NOT NULL,\n"
+     "  image                    TEXT,\n"
+     "  instance_type            TEXT NOT NULL,\n"
+     "  desired_count            INTEGER NOT NULL CHECK (desired_count >= 0),\n"
+     "  desired_weight           REAL NOT NULL CHECK (desired_weight >= 0),\n"
+     "  startup_health_timeout_s INTEGER,\n"
+     "  PRIMARY KEY (endpoint_id, position)\n"
+     ") WITHOUT ROWID;\n"},
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

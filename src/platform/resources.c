@@ -82,8 +82,8 @@ kn_list_params kn_list_default_params(void)
 
 /* ------------------------------------------------------------- helpers */
 
-static kn_status exists(kn_registry *r, const char *table, const char *name, bool *found,
-                        kn_err *e)
+kn_status kn_registry__exists(kn_registry *r, const char *table, const char *name, bool *found,
+                             kn_err *e)
 {
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE name = ?", table);
@@ -103,7 +103,7 @@ static kn_status exists(kn_registry *r, const char *table, const char *name, boo
     return s;
 }
 
-static void bind_opt_text(sqlite3_stmt *st, int i, const char *v)
+void kn_registry__bind_opt_text(sqlite3_stmt *st, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
@@ -139,7 +139,7 @@ kn_status kn_registry_model_create(kn_registry *r, kn_model_rec *m, kn_err *e)
     kn_status s = kn_registry__begin(r, e);
     if (s)
         goto out;
-    if ((s = exists(r, "models", m->name, &found, e)))
+    if ((s = kn_registry__exists(r, "models", m->name, &found, e)))
         goto out;
     if (found) {
         s = kn_err_set(e, KN_EXISTS, "Cannot create already existing model \"%s\".", arn);
@@ -158,7 +158,7 @@ kn_status kn_registry_model_create(kn_registry *r, kn_model_rec *m, kn_err *e)
     sqlite3_bind_text(st, 5, m->model_data_url, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, m->model_data_path, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, m->network_isolation ? 1 : 0);
-    bind_opt_text(st, 8, m->tags_json);
+    kn_registry__bind_opt_text(st, 8, m->tags_json);
     sqlite3_bind_double(st, 9, now);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
@@ -273,14 +273,13 @@ kn_status kn_registry_model_delete(kn_registry *r, const char *name, kn_err *e)
 
 /* ------------------------------------------------------------- listing */
 
-typedef kn_status (*row_fn)(sqlite3_stmt *st, void *ctx, kn_err *e);
-
 /* Runs a filtered, ordered, keyset-paginated SELECT of `cols` (the first
  * three are name, arn, creation_time; the last is id) over `table`, calling
- * `fn` for up to max_results rows. The caller holds r->mu. */
-static kn_status list_rows(kn_registry *r, const char *table, const char *cols,
-                           const kn_list_params *q, row_fn fn, void *ctx, char **next_token,
-                           kn_err *e)
+ * `fn` for up to max_results rows. status_equals needs a `status` column.
+ * The caller holds r->mu. */
+kn_status kn_registry__list_rows(kn_registry *r, const char *table, const char *cols,
+                                 const kn_list_params *q, kn_registry__row_fn fn, void *ctx,
+                                 char **next_token, kn_err *e)
 {
     *next_token = NULL;
     int max = q->max_results;
@@ -310,6 +309,8 @@ static kn_status list_rows(kn_registry *r, const char *table, const char *cols,
         n += snprintf(sql + n, sizeof sql - (size_t)n, " AND creation_time < ?2");
     if (q->has_created_after)
         n += snprintf(sql + n, sizeof sql - (size_t)n, " AND creation_time > ?3");
+    if (q->status_equals)
+        n += snprintf(sql + n, sizeof sql - (size_t)n, " AND status = ?8");
     if (has_after) {
         if (by_name)
             n += snprintf(sql + n, sizeof sql - (size_t)n, " AND name %s ?4", cmp);
@@ -342,6 +343,8 @@ static kn_status list_rows(kn_registry *r, const char *table, const char *cols,
             sqlite3_bind_int64(st, 6, after.id);
         }
     }
+    if (q->status_equals)
+        sqlite3_bind_text(st, 8, q->status_equals, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, max + 1);
     int rows = 0, rc;
     kn_page_pos last = {.sort_by = q->sort_by, .ascending = q->ascending};
@@ -390,7 +393,7 @@ kn_status kn_registry_model_list(kn_registry *r, const kn_list_params *q, kn_mod
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&r->mu);
     char *token = NULL;
-    kn_status s = list_rows(r, "models", "name, arn, creation_time, id", q, model_row, out,
+    kn_status s = kn_registry__list_rows(r, "models", "name, arn, creation_time, id", q, model_row, out,
                             &token, e);
     pthread_mutex_unlock(&r->mu);
     if (s) {
@@ -425,7 +428,7 @@ kn_status kn_registry_endpoint_config_create(kn_registry *r, kn_endpoint_config_
     kn_status s = kn_registry__begin(r, e);
     if (s)
         goto out;
-    if ((s = exists(r, "endpoint_configs", c->name, &found, e)))
+    if ((s = kn_registry__exists(r, "endpoint_configs", c->name, &found, e)))
         goto out;
     if (found) {
         s = kn_err_set(e, KN_EXISTS,
@@ -433,7 +436,7 @@ kn_status kn_registry_endpoint_config_create(kn_registry *r, kn_endpoint_config_
         goto out;
     }
     for (int i = 0; i < c->n_variants; i++) {
-        if ((s = exists(r, "models", c->variants[i].model_name, &found, e)))
+        if ((s = kn_registry__exists(r, "models", c->variants[i].model_name, &found, e)))
             goto out;
         if (!found) {
             char marn[ARN_MAX];
@@ -450,8 +453,8 @@ kn_status kn_registry_endpoint_config_create(kn_registry *r, kn_endpoint_config_
         goto out;
     sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, arn, -1, SQLITE_STATIC);
-    bind_opt_text(st, 3, c->kms_key_id);
-    bind_opt_text(st, 4, c->tags_json);
+    kn_registry__bind_opt_text(st, 3, c->kms_key_id);
+    kn_registry__bind_opt_text(st, 4, c->tags_json);
     sqlite3_bind_double(st, 5, now);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
@@ -632,7 +635,7 @@ kn_status kn_registry_endpoint_config_list(kn_registry *r, const kn_list_params 
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&r->mu);
     char *token = NULL;
-    kn_status s = list_rows(r, "endpoint_configs", "name, arn, creation_time, id", q, config_row,
+    kn_status s = kn_registry__list_rows(r, "endpoint_configs", "name, arn, creation_time, id", q, config_row,
                             out, &token, e);
     pthread_mutex_unlock(&r->mu);
     if (s) {

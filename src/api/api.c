@@ -1,0 +1,464 @@
+/* The front door's request handling: protocol detection, the route table,
+ * dispatch to handlers and the AWS error shapes.
+ *
+ *   JSON 1.1    POST / with X-Amz-Target: <Prefix>.<Op>  -> body {"__type","message"}
+ *   REST-JSON   method + path template                   -> x-amzn-ErrorType + JSON body
+ *   Query       form body with Action=                   -> XML ErrorResponse
+ *
+ * The SigV4 Authorization header is parsed (not yet verified): a malformed
+ * one is refused, and its credential scope must name the service of the
+ * operation called. kn_api_handle never fails; every problem becomes a
+ * response. Thread-safe: a kn_api is read-only after creation.
+ */
+#include "api_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+/* Every operation kennel answers, with its IAM action. One table: adding an
+ * operation is adding a row. */
+static const kn_api_route routes[] = {
+#define SM(op, fn)                                                                           \
+    {KN_PROTO_JSON, "sagemaker", #op, "SageMaker." #op, NULL, NULL, NULL, "sagemaker:" #op, fn}
+    SM(CreateModel, kn_sm__create_model),
+    SM(DescribeModel, kn_sm__describe_model),
+    SM(DeleteModel, kn_sm__delete_model),
+    SM(ListModels, kn_sm__list_models),
+    SM(CreateEndpointConfig, kn_sm__create_endpoint_config),
+    SM(DescribeEndpointConfig, kn_sm__describe_endpoint_config),
+    SM(DeleteEndpointConfig, kn_sm__delete_endpoint_config),
+    SM(ListEndpointConfigs, kn_sm__list_endpoint_configs),
+    SM(CreateEndpoint, kn_sm__create_endpoint),
+    SM(DescribeEndpoint, kn_sm__describe_endpoint),
+    SM(DeleteEndpoint, kn_sm__delete_endpoint),
+    SM(ListEndpoints, kn_sm__list_endpoints),
+    SM(UpdateEndpoint, NULL),
+    SM(UpdateEndpointWeightsAndCapacities, NULL),
+#undef SM
+    {KN_PROTO_REST_JSON, "sagemaker", "InvokeEndpoint", NULL, "POST",
+     "/endpoints/{EndpointName}/invocations", NULL, "sagemaker:InvokeEndpoint",
+     kn_smr__invoke_endpoint},
+    {KN_PROTO_KENNEL, NULL, "Health", NULL, "GET", "/kennel/health", NULL, NULL,
+     kn_api__health},
+};
+
+const kn_api_route *kn_api__routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}
+
+kn_api_params kn_api_default_params(void)
+{
+    kn_api_params p = {.max_body = KN_API_MAX_BODY, .fleet = NULL};
+    return p;
+}
+
+kn_status kn_api_new(kn_platform *p, const kn_api_params *params, kn_api **out, kn_err *e)
+{
+    kn_api_params d = params ? *params : kn_api_default_params();
+    *out = NULL;
+    kn_api *a = calloc(1, sizeof *a);
+    if (!a)
+        return kn_err_set(e, KN_NOMEM, "out of memory");
+    a->platform = p;
+    a->registry = kn_platform_registry(p);
+    a->clock = kn_platform_clock(p);
+    a->fleet = d.fleet;
+    a->max_body = d.max_body ? d.max_body : KN_API_MAX_BODY;
+    *out = a;
+    return KN_OK;
+}
+
+void kn_api_free(kn_api *a)
+{
+    free(a);
+}
+
+void kn_api_response_init(kn_api_response *r)
+{
+    memset(r, 0, sizeof *r);
+    kn_buf_init(&r->body, (size_t)64 * 1024 * 1024);
+}
+
+void kn_api_response_deinit(kn_api_response *r)
+{
+    kn_buf_deinit(&r->body);
+}
+
+const char *kn_api_response_header(const kn_api_response *r, const char *name)
+{
+    for (int i = 0; i < r->n_headers; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+static void add_header(kn_api_response *r, const char *name, const char *value)
+{
+    if (r->n_headers >= KN_API_MAX_RESP_HEADERS)
+        return;
+    snprintf(r->headers[r->n_headers].name, sizeof r->headers[0].name, "%s", name);
+    snprintf(r->headers[r->n_headers].value, sizeof r->headers[0].value, "%s", value);
+    r->n_headers++;
+}
+
+const char *kn_api__header(const kn_api_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (req->headers[i].name && strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool kn_api__url_decode(const char *s, char *out, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; s[i]; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int hi = hexval(s[i + 1]);
+            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return false;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        } else if (c == '+') {
+            c = '+'; /* a path keeps '+' literally */
+        }
+        if (j + 1 >= n)
+            return false;
+        out[j++] = c;
+    }
+    out[j] = '\0';
+    return true;
+}
+
+bool kn_api__form_get(const char *form, size_t len, const char *key, char *out, size_t n)
+{
+    size_t klen = strlen(key);
+    const char *p = form, *end = form + len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (eq && (size_t)(eq - p) == klen && memcmp(p, key, klen) == 0) {
+            size_t j = 0;
+            for (const char *c = eq + 1; c < stop; c++) {
+                char ch = *c;
+                if (ch == '+') {
+                    ch = ' ';
+                } else if (ch == '%') {
+                    if (stop - c < 3)
+                        return false;
+                    int hi = hexval(c[1]), lo = hexval(c[2]);
+                    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                        return false;
+                    ch = (char)(hi << 4 | lo);
+                    c += 2;
+                }
+                if (j + 1 >= n)
+                    return false;
+                out[j++] = ch;
+            }
+            out[j] = '\0';
+            return true;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return false;
+}
+
+/* Matches a path against a template with {Label} segments. */
+static bool path_match(const char *tmpl, const char *path, kn_api_match *m)
+{
+    m->n_params = 0;
+    const char *t = tmpl, *p = path;
+    while (*t && *p) {
+        if (*t == '{') {
+            const char *close = strchr(t, '}');
+            if (!close || m->n_params >= KN_API_MAX_PATH_PARAMS)
+                return false;
+            size_t seg = strcspn(p, "/");
+            if (seg == 0 || seg >= sizeof m->params[0].value)
+                return false;
+            size_t nl = (size_t)(close - t - 1);
+            if (nl >= sizeof m->params[0].name)
+                return false;
+            memcpy(m->params[m->n_params].name, t + 1, nl);
+            m->params[m->n_params].name[nl] = '\0';
+            memcpy(m->params[m->n_params].value, p, seg);
+            m->params[m->n_params].value[seg] = '\0';
+            m->n_params++;
+            t = close + 1;
+            p += seg;
+        } else {
+            if (*t != *p)
+                return false;
+            t++;
+            p++;
+        }
+    }
+    return *t == '\0' && *p == '\0';
+}
+
+void kn_api__route_find(const kn_api_request *req, const kn_sigv4_auth *auth, kn_api_match *m)
+{
+    memset(m, 0, sizeof *m);
+    const char *target = kn_api__header(req, "X-Amz-Target");
+    if (target) {
+        m->proto = KN_PROTO_JSON;
+        snprintf(m->op, sizeof m->op, "%s", target);
+        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+            if (routes[i].proto == KN_PROTO_JSON && strcmp(routes[i].target, target) == 0) {
+                m->route = &routes[i];
+                return;
+            }
+        return;
+    }
+    const char *ct = kn_api__header(req, "Content-Type");
+    if (req->method && strcmp(req->method, "POST") == 0 && ct &&
+        strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 && req->path &&
+        strcmp(req->path, "/") == 0) {
+        m->proto = KN_PROTO_QUERY;
+        char action[64];
+        if (kn_api__form_get((const char *)req->body, req->body_len, "Action", action,
+                             sizeof action))
+            snprintf(m->op, sizeof m->op, "%s", action);
+        return; /* no Query operations yet */
+    }
+    m->proto = KN_PROTO_REST_JSON;
+    snprintf(m->op, sizeof m->op, "%s %s", req->method ? req->method : "?",
+             req->path ? req->path : "?");
+    const kn_api_route *best = NULL;
+    kn_api_match tmp;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const kn_api_route *r = &routes[i];
+        if (r->proto != KN_PROTO_REST_JSON && r->proto != KN_PROTO_KENNEL)
+            continue;
+        if (!req->method || !req->path || strcmp(r->method, req->method) != 0 ||
+            !path_match(r->path, req->path, &tmp))
+            continue;
+        /* two services may share a path shape: the credential scope decides */
+        if (!best || (auth && r->service && strcmp(r->service, auth->service) == 0)) {
+            best = r;
+            memcpy(m->params, tmp.params, sizeof m->params);
+            m->n_params = tmp.n_params;
+        }
+    }
+    if (best) {
+        m->route = best;
+        m->proto = best->proto;
+    }
+}
+
+void kn_api__json_response(kn_api_response *r, int status, const char *content_type,
+                           json_t *body)
+{
+    r->status = status;
+    snprintf(r->content_type, sizeof r->content_type, "%s", content_type);
+    r->body.len = 0;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    if (text) {
+        kn_buf_append(&r->body, text, strlen(text));
+        free(text);
+    } else {
+        kn_buf_append(&r->body, "{}", 2);
+    }
+}
+
+static void request_id(char *out, size_t n)
+{
+    uint8_t b[16] = {0};
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+        uint64_t t = kn_now_ns();
+        memcpy(b, &t, sizeof t);
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, n,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+static void xml_escape(kn_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': kn_buf_append(b, "&lt;", 4); break;
+        case '>': kn_buf_append(b, "&gt;", 4); break;
+        case '&': kn_buf_append(b, "&amp;", 5); break;
+        case '"': kn_buf_append(b, "&quot;", 6); break;
+        default: kn_buf_append(b, s, 1);
+        }
+    }
+}
+
+/* Writes the error in the shape of the protocol the client spoke. */
+static void error_response(kn_api_response *r, kn_api_proto proto, int http, const char *code,
+                           const char *message, json_t *extra)
+{
+    snprintf(r->error_code, sizeof r->error_code, "%s", code);
+    r->body.len = 0;
+    r->status = http;
+    if (proto == KN_PROTO_QUERY) {
+        snprintf(r->content_type, sizeof r->content_type, "text/xml");
+        kn_buf_appendf(&r->body, "<ErrorResponse><Error><Type>%s</Type><Code>",
+                       http >= 500 ? "Receiver" : "Sender");
+        xml_escape(&r->body, code);
+        kn_buf_appendf(&r->body, "</Code><Message>");
+        xml_escape(&r->body, message);
+        kn_buf_appendf(&r->body, "</Message></Error><RequestId>%s</RequestId></ErrorResponse>",
+                       r->request_id);
+        return;
+    }
+    json_t *body = extra ? json_incref(extra) : json_object();
+    json_object_set_new(body, "__type", json_string(code));
+    if (!json_object_get(body, "message"))
+        json_object_set_new(body, "message", json_string(message));
+    kn_api__json_response(r, http,
+                          proto == KN_PROTO_JSON ? "application/x-amz-json-1.1"
+                                                 : "application/json",
+                          body);
+    json_decref(body);
+    add_header(r, "x-amzn-ErrorType", code);
+}
+
+kn_status kn_api__health(kn_api_call *c)
+{
+    c->output = json_pack("{s:s, s:s}", "status", "ok", "data_dir",
+                          kn_platform_data_dir(c->api->platform));
+    return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
+}
+
+void kn_api_handle(kn_api *a, const kn_api_request *req, kn_api_response *resp)
+{
+    resp->body.len = 0;
+    resp->n_headers = 0;
+    resp->error_code[0] = resp->operation[0] = '\0';
+    request_id(resp->request_id, sizeof resp->request_id);
+    add_header(resp, "x-amzn-RequestId", resp->request_id);
+
+    kn_api_call call;
+    memset(&call, 0, sizeof call);
+    call.api = a;
+    call.req = req;
+    call.resp = resp;
+    kn_err_clear(&call.err);
+
+    kn_sigv4_auth auth;
+    bool have_auth = false;
+    kn_status auth_status = KN_OK;
+    const char *authz = kn_api__header(req, "Authorization");
+    if (authz) {
+        auth_status = kn_api__sigv4_parse(authz, strlen(authz), &auth, &call.err);
+        have_auth = auth_status == KN_OK;
+    }
+    kn_api_match m;
+    kn_api__route_find(req, have_auth ? &auth : NULL, &m);
+    call.match = &m;
+    call.auth = have_auth ? &auth : NULL;
+    snprintf(resp->operation, sizeof resp->operation, "%s", m.op);
+
+    kn_status s = KN_OK;
+    if (req->body_too_large) {
+        s = kn_err_set(&call.err, KN_REQUEST_TOO_LARGE,
+                       "Request must be smaller than %zu bytes for the %s operation",
+                       a->max_body, m.route ? m.route->op : "requested");
+        goto fail;
+    }
+    if (authz && auth_status != KN_OK) {
+        call.err_code = "IncompleteSignatureException";
+        call.err_http = 400;
+        s = call.err.code;
+        goto fail;
+    }
+    if (!m.route) {
+        if (m.proto == KN_PROTO_JSON)
+            s = kn_err_set(&call.err, KN_UNKNOWN_OPERATION, "Operation %s is not supported.",
+                           m.op);
+        else if (m.proto == KN_PROTO_QUERY)
+            s = kn_err_set(&call.err, KN_INVALID_ACTION,
+                           "Could not find operation %s for this service.", m.op);
+        else
+            s = kn_err_set(&call.err, KN_NO_ROUTE, "No operation matches %s.", m.op);
+        goto fail;
+    }
+    if (have_auth && m.route->service && strcmp(auth.service, m.route->service) != 0) {
+        call.err_code = "InvalidSignatureException";
+        call.err_http = 403;
+        s = kn_err_set(&call.err, KN_INVALID,
+                       "Credential should be scoped to correct service: '%s'.",
+                       m.route->service);
+        goto fail;
+    }
+    if (!m.route->handler) {
+        call.err_code = "UnknownOperationException";
+        s = kn_err_set(&call.err, KN_UNKNOWN_OPERATION,
+                       "Operation %s is known but kennel does not implement it yet.", m.op);
+        goto fail;
+    }
+    if (m.proto == KN_PROTO_JSON) {
+        if (req->body_len == 0) {
+            call.input = json_object();
+        } else {
+            json_error_t je;
+            call.input = json_loadb((const char *)req->body, req->body_len,
+                                    JSON_REJECT_DUPLICATES, &je);
+            if (!call.input) {
+                s = kn_err_set(&call.err, KN_SERIALIZATION,
+                               "The request body is not valid JSON: %s (at byte %d)", je.text,
+                               je.position);
+                goto fail;
+            }
+            if (!json_is_object(call.input)) {
+                s = kn_err_set(&call.err, KN_SERIALIZATION,
+                               "The request body must be a JSON object");
+                goto fail;
+            }
+        }
+    } else {
+        call.input = json_object();
+    }
+    if (!call.input) {
+        s = kn_err_set(&call.err, KN_NOMEM, "out of memory");
+        goto fail;
+    }
+    s = m.route->handler(&call);
+    if (s)
+        goto fail;
+    if (!call.raw_response)
+        kn_api__json_response(resp, 200,
+                              m.proto == KN_PROTO_JSON ? "application/x-amz-json-1.1"
+                                                       : "application/json",
+                              call.output);
+    goto out;
+fail:
+    if (call.err.code == KN_OK)
+        call.err.code = s;
+    if (!call.err.msg[0])
+        snprintf(call.err.msg, sizeof call.err.msg, "%s", kn_status_msg(s));
+    error_response(resp, m.proto == KN_PROTO_KENNEL ? KN_PROTO_REST_JSON : m.proto,
+                   call.err_http ? call.err_http : kn_status_http(call.err.code),
+                   call.err_code ? call.err_code : kn_status_aws(call.err.code), call.err.msg,
+                   call.err_extra);
+out:
+    json_decref(call.input);
+    json_decref(call.output);
+    json_decref(call.err_extra);
+}

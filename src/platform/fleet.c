@@ -1,0 +1,1077 @@
+/* The fleet: endpoint instances as child processes, their supervision and
+ * the router that sends invocations to them (see platform.h).
+ *
+ * State: a list of endpoints, each with variants, each with a list of
+ * instances, all under f->mu. Only the supervisor thread frees endpoints
+ * and instances, and it frees an instance only once its process was reaped
+ * and no request is using it, so the supervisor may drop the lock while it
+ * pings, and the router may hold an instance pointer across its request
+ * (with `outstanding` counting it). Registry writes happen with f->mu held
+ * (lock order: fleet, then registry).
+ *
+ * Children are forked by the supervisor thread, which lives as long as the
+ * fleet: PR_SET_PDEATHSIG fires when the forking thread dies, so instances
+ * go down with the daemon and never outlive it.
+ */
+#include "platform_int.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CURL_POOL_MAX 64
+#define MAX_RESPONSE ((size_t)16 * 1024 * 1024)
+#define NO_INSTANCE_WAIT_MS 30000u
+
+typedef enum inst_state {
+    INST_STARTING, /* process running, not yet answering /ping */
+    INST_READY,    /* takes requests */
+    INST_STOPPING, /* SIGTERM sent (scale-in, delete, failure) */
+    INST_DEAD,     /* reaped; freed once no request uses it */
+} inst_state;
+
+typedef struct instance {
+    struct instance *next;
+    int id;
+    pid_t pid;
+    inst_state state;
+    int port;
+    int outstanding;
+    bool broken;       /* a request failed at the transport level */
+    bool pinging;
+    uint64_t started_ns, stop_sent_ns;
+    char ready_file[PATH_MAX];
+    char log_file[PATH_MAX];
+} instance;
+
+typedef struct fvariant {
+    kn_endpoint_variant_rec *rec; /* in the endpoint's record */
+    int threads;
+    unsigned startup_timeout_s;
+    instance *insts;
+    unsigned rr;
+    int failures;           /* consecutive failed starts */
+    uint64_t next_spawn_ns; /* back-off after failures */
+} fvariant;
+
+typedef struct fendpoint {
+    struct fendpoint *next;
+    kn_endpoint_rec rec;    /* rec.status is the current status */
+    fvariant *vars;
+    bool deleting;
+    char dir[PATH_MAX];
+} fendpoint;
+
+struct kn_fleet {
+    kn_platform *platform;
+    kn_registry *reg;
+    kn_fleet_params p;
+    char bin[PATH_MAX];
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* CLOCK_MONOTONIC; instances became ready, stop */
+    fendpoint *eps;
+    int next_id;
+    bool stopping;
+    bool thread_started;
+    pthread_t thread;
+    kn_rng rng;
+    pthread_mutex_t pool_mu;
+    CURL *pool[CURL_POOL_MAX];
+    int n_pool;
+};
+
+kn_fleet_params kn_fleet_default_params(void)
+{
+    kn_fleet_params p = {.instance_bin = NULL,
+                         .poll_ms = 50,
+                         .startup_timeout_s = 240,
+                         .invoke_timeout_ms = 60000,
+                         .stop_grace_ms = 30000};
+    return p;
+}
+
+void kn_invoke_result_init(kn_invoke_result *r)
+{
+    memset(r, 0, sizeof *r);
+    kn_buf_init(&r->body, MAX_RESPONSE);
+}
+
+void kn_invoke_result_deinit(kn_invoke_result *r)
+{
+    kn_buf_deinit(&r->body);
+}
+
+static uint64_t real_ns(void)
+{
+    return kn_now_ns();
+}
+
+static void deadline_in(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* ------------------------------------------------------------ curl pool */
+
+static CURL *pool_get(kn_fleet *f)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&f->pool_mu);
+    if (f->n_pool > 0)
+        h = f->pool[--f->n_pool];
+    pthread_mutex_unlock(&f->pool_mu);
+    if (h)
+        curl_easy_reset(h); /* keeps its connection cache */
+    else
+        h = curl_easy_init();
+    return h;
+}
+
+static void pool_put(kn_fleet *f, CURL *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&f->pool_mu);
+    if (f->n_pool < CURL_POOL_MAX) {
+        f->pool[f->n_pool++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&f->pool_mu);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+static size_t discard(char *p, size_t sz, size_t n, void *ud)
+{
+    (void)p, (void)ud;
+    return sz * n;
+}
+
+/* GET /ping on an instance: true on 200. */
+static bool ping(kn_fleet *f, int port)
+{
+    CURL *h = pool_get(f);
+    if (!h)
+        return false;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/ping", port);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    long code = 0;
+    bool ok = curl_easy_perform(h) == CURLE_OK &&
+              curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200;
+    pool_put(f, h);
+    return ok;
+}
+
+/* ------------------------------------------------------------ processes */
+
+static const char *const status_names[] = {"Creating", "InService", "Updating",
+                                           "SystemUpdating", "Deleting", "Failed"};
+
+static void set_status(kn_fleet *f, fendpoint *ep, const char *status, const char *reason)
+{
+    bool same = strcmp(ep->rec.status, status) == 0;
+    for (size_t i = 0; i < sizeof status_names / sizeof status_names[0]; i++)
+        if (strcmp(status_names[i], status) == 0) {
+            free(ep->rec.status);
+            ep->rec.status = strdup(status_names[i]);
+        }
+    free(ep->rec.failure_reason);
+    ep->rec.failure_reason = reason ? strdup(reason) : NULL;
+    if (!ep->rec.status)
+        ep->rec.status = strdup("Failed"); /* a failed strdup above; keep a status */
+    ep->rec.last_modified_time = kn_clock_wall(kn_platform_clock(f->platform));
+    kn_err e;
+    if (kn_registry_endpoint_set_status(f->reg, ep->rec.name, status, reason, &e))
+        kn_log(KN_LOG_ERROR, "endpoint %s: cannot record status %s: %s", ep->rec.name, status,
+               e.msg);
+    if (!same)
+        kn_log(KN_LOG_INFO, "endpoint %s: %s%s%s", ep->rec.name, status, reason ? ": " : "",
+               reason ? reason : "");
+}
+
+/* The last non-empty line of an instance's log, without the
+ * "kennel model-server: " prefix, as a FailureReason (<= 1024 chars). */
+static void last_log_line(const char *path, char *out, size_t n)
+{
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[4096];
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof buf - 1 ? size - (off_t)sizeof buf + 1 : 0;
+    ssize_t k = pread(fd, buf, sizeof buf - 1, from);
+    close(fd);
+    if (k <= 0)
+        return;
+    buf[k] = '\0';
+    while (k > 0 && (buf[k - 1] == '\n' || buf[k - 1] == '\r' || buf[k - 1] == ' '))
+        buf[--k] = '\0';
+    char *line = strrchr(buf, '\n');
+    line = line ? line + 1 : buf;
+    static const char prefix[] = "kennel model-server: ";
+    if (strncmp(line, prefix, sizeof prefix - 1) == 0)
+        line += sizeof prefix - 1;
+    snprintf(out, n < 1025 ? n : 1025, "%s", line);
+}
+
+static int threads_for(const char *instance_type)
+{
+    const kn_instance_type *t = kn_instance_type_find(instance_type);
+    return t ? t->vcpu : 2;
+}
+
+/* Starts one instance of v (f->mu held; only the supervisor thread). */
+static void spawn(kn_fleet *f, fendpoint *ep, fvariant *v, int vindex)
+{
+    instance *in = calloc(1, sizeof *in);
+    if (!in)
+        return;
+    in->id = ++f->next_id;
+    snprintf(in->ready_file, sizeof in->ready_file, "%.3000s/v%d-%ld-%d.ready", ep->dir, vindex,
+             (long)getpid(), in->id);
+    snprintf(in->log_file, sizeof in->log_file, "%.3000s/v%d-%ld-%d.log", ep->dir, vindex,
+             (long)getpid(), in->id);
+    unlink(in->ready_file);
+
+    char threads[16], omp[32];
+    snprintf(threads, sizeof threads, "%d", v->threads);
+    snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", v->threads);
+    char *argv[] = {f->bin,        "model-server", "--model", v->rec->model_data_path,
+                    "--listen",    "127.0.0.1",    "--port",  "0",
+                    "--ready-file", in->ready_file, "--threads", threads,
+                    NULL};
+    /* environment: ours, with OMP_NUM_THREADS replaced */
+    extern char **environ;
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **envp = calloc(ne + 2, sizeof *envp);
+    int logfd = open(in->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (!envp || logfd < 0) {
+        kn_log(KN_LOG_ERROR, "endpoint %s: cannot prepare an instance: %s", ep->rec.name,
+               logfd < 0 ? strerror(errno) : "out of memory");
+        free(envp);
+        if (logfd >= 0)
+            close(logfd);
+        free(in);
+        v->next_spawn_ns = real_ns() + 1000000000ull;
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (strncmp(environ[i], "OMP_NUM_THREADS=", 16) != 0)
+            envp[k++] = environ[i];
+    envp[k++] = omp;
+    envp[k] = NULL;
+
+    sigset_t none;
+    sigemptyset(&none);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* async-signal-safe calls only until exec */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        syscall(SYS_close_range, 3u, ~0u, 0u);
+        execve(f->bin, argv, envp);
+        static const char msg[] = "kennel model-server: cannot execute the kennel binary\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(127);
+    }
+    int err = errno;
+    close(logfd);
+    free(envp);
+    if (pid < 0) {
+        kn_log(KN_LOG_ERROR, "endpoint %s: fork: %s", ep->rec.name, strerror(err));
+        free(in);
+        v->next_spawn_ns = real_ns() + 1000000000ull;
+        return;
+    }
+    in->pid = pid;
+    in->state = INST_STARTING;
+    in->started_ns = real_ns();
+    in->next = v->insts;
+    v->insts = in;
+    kn_log(KN_LOG_INFO, "endpoint %s: variant %s: instance %d started (pid %ld, %d threads)",
+           ep->rec.name, v->rec->variant_name, in->id, (long)pid, v->threads);
+}
+
+static void stop_instance(instance *in)
+{
+    if (in->state == INST_STARTING || in->state == INST_READY) {
+        kill(in->pid, SIGTERM);
+        in->state = INST_STOPPING;
+        in->stop_sent_ns = real_ns();
+    }
+}
+
+static void stop_all(fendpoint *ep)
+{
+    for (int i = 0; i < ep->rec.n_variants; i++)
+        for (instance *in = ep->vars[i].insts; in; in = in->next)
+            stop_instance(in);
+}
+
+static void free_endpoint(fendpoint *ep)
+{
+    if (!ep)
+        return;
+    for (int i = 0; ep->vars && i < ep->rec.n_variants; i++) {
+        instance *in = ep->vars[i].insts;
+        while (in) {
+            instance *nx = in->next;
+            free(in);
+            in = nx;
+        }
+    }
+    free(ep->vars);
+    kn_endpoint_rec_deinit(&ep->rec);
+    free(ep);
+}
+
+/* Builds the in-memory endpoint for a stored record (takes it over). */
+static kn_status make_endpoint(kn_fleet *f, kn_endpoint_rec *rec, fendpoint **out, kn_err *e)
+{
+    fendpoint *ep = calloc(1, sizeof *ep);
+    fvariant *vars = rec->n_variants ? calloc((size_t)rec->n_variants, sizeof *vars) : NULL;
+    if (!ep || (rec->n_variants && !vars)) {
+        free(ep);
+        free(vars);
+        return kn_err_set(e, KN_NOMEM, "out of memory");
+    }
+    ep->rec = *rec;
+    memset(rec, 0, sizeof *rec);
+    ep->vars = vars;
+    for (int i = 0; i < ep->rec.n_variants; i++) {
+        vars[i].rec = &ep->rec.variants[i];
+        vars[i].threads = threads_for(vars[i].rec->instance_type);
+        vars[i].startup_timeout_s = vars[i].rec->startup_health_timeout_s > 0
+                                        ? (unsigned)vars[i].rec->startup_health_timeout_s
+                                        : f->p.startup_timeout_s;
+    }
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%.3000s/instances", kn_platform_data_dir(f->platform));
+    mkdir(base, 0700);
+    snprintf(ep->dir, sizeof ep->dir, "%.3000s/%.200s", base, ep->rec.name);
+    if (mkdir(ep->dir, 0700) != 0 && errno != EEXIST) {
+        kn_status s = kn_err_set(e, KN_IO, "cannot create %s: %s", ep->dir, strerror(errno));
+        free_endpoint(ep);
+        return s;
+    }
+    *out = ep;
+    return KN_OK;
+}
+
+static void remove_dir_files(const char *dir, bool and_dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    char path[PATH_MAX];
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%.3000s/%.255s", dir, de->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    if (and_dir)
+        rmdir(dir);
+}
+
+/* ------------------------------------------------------------ supervisor */
+
+static bool starting_phase(const fendpoint *ep)
+{
+    const char *s = ep->rec.status;
+    return strcmp(s, "Creating") == 0 || strcmp(s, "SystemUpdating") == 0 ||
+           strcmp(s, "Updating") == 0;
+}
+
+/* Reaps exited instances of one endpoint and reacts (f->mu held). */
+static void reap(kn_fleet *f, fendpoint *ep)
+{
+    for (int vi = 0; vi < ep->rec.n_variants; vi++) {
+        fvariant *v = &ep->vars[vi];
+        for (instance **pp = &v->insts; *pp;) {
+            instance *in = *pp;
+            if (in->state != INST_DEAD) {
+                int st;
+                pid_t r = waitpid(in->pid, &st, WNOHANG);
+                if (r == in->pid || (r < 0 && errno == ECHILD)) {
+                    inst_state was = in->state;
+                    in->state = INST_DEAD;
+                    char reason[1100];
+                    last_log_line(in->log_file, reason, sizeof reason);
+                    if (was == INST_STARTING && !ep->deleting) {
+                        v->failures++;
+                        if (!reason[0])
+                            snprintf(reason, sizeof reason,
+                                     "the instance exited before answering /ping");
+                        kn_log(KN_LOG_WARN, "endpoint %s: instance %d failed to start: %s",
+                               ep->rec.name, in->id, reason);
+                        if (starting_phase(ep)) {
+                            set_status(f, ep, "Failed", reason);
+                            stop_all(ep);
+                        } else {
+                            unsigned shift = v->failures < 6 ? (unsigned)v->failures : 6;
+                            v->next_spawn_ns = real_ns() + (500000000ull << shift);
+                        }
+                    } else if (was == INST_READY && !ep->deleting) {
+                        kn_log(KN_LOG_WARN, "endpoint %s: instance %d (pid %ld) exited; "
+                               "replacing it", ep->rec.name, in->id, (long)in->pid);
+                    }
+                    unlink(in->ready_file);
+                    if (was != INST_STARTING || ep->deleting)
+                        unlink(in->log_file);
+                }
+            }
+            if (in->state == INST_DEAD && in->outstanding == 0) {
+                *pp = in->next;
+                free(in);
+                continue;
+            }
+            if (in->state == INST_STOPPING &&
+                real_ns() - in->stop_sent_ns > (uint64_t)f->p.stop_grace_ms * 1000000ull)
+                kill(in->pid, SIGKILL);
+            pp = &in->next;
+        }
+    }
+}
+
+/* Reads "ADDR:PORT" from a ready file; 0 if absent or malformed. */
+static int ready_port(const char *path)
+{
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return 0;
+    char line[256];
+    int port = 0;
+    if (fgets(line, sizeof line, fp)) {
+        char *colon = strrchr(line, ':');
+        if (colon) {
+            long v = strtol(colon + 1, NULL, 10);
+            if (v > 0 && v < 65536)
+                port = (int)v;
+        }
+    }
+    fclose(fp);
+    return port;
+}
+
+/* Pings starting and suspect instances; may drop and retake f->mu. */
+static void check_health(kn_fleet *f, fendpoint *ep)
+{
+    for (int vi = 0; vi < ep->rec.n_variants; vi++) {
+        fvariant *v = &ep->vars[vi];
+        for (instance *in = v->insts; in; in = in->next) {
+            if (in->state == INST_STARTING && !in->pinging) {
+                int port = ready_port(in->ready_file);
+                if (port) {
+                    in->pinging = true;
+                    pthread_mutex_unlock(&f->mu);
+                    bool ok = ping(f, port);
+                    pthread_mutex_lock(&f->mu);
+                    in->pinging = false;
+                    if (ok && in->state == INST_STARTING) {
+                        in->port = port;
+                        in->state = INST_READY;
+                        v->failures = 0;
+                        kn_log(KN_LOG_INFO, "endpoint %s: instance %d ready on port %d",
+                               ep->rec.name, in->id, port);
+                        pthread_cond_broadcast(&f->changed);
+                        continue;
+                    }
+                }
+                if (in->state == INST_STARTING &&
+                    real_ns() - in->started_ns > (uint64_t)v->startup_timeout_s * 1000000000ull) {
+                    char reason[256];
+                    snprintf(reason, sizeof reason,
+                             "the instance did not answer /ping within %u seconds",
+                             v->startup_timeout_s);
+                    kn_log(KN_LOG_WARN, "endpoint %s: instance %d: %s", ep->rec.name, in->id,
+                           reason);
+                    kill(in->pid, SIGKILL);
+                    in->state = INST_STOPPING;
+                    in->stop_sent_ns = real_ns();
+                    v->failures++;
+                    if (starting_phase(ep)) {
+                        set_status(f, ep, "Failed", reason);
+                        stop_all(ep);
+                    }
+                }
+            } else if (in->state == INST_READY && in->broken && !in->pinging) {
+                in->pinging = true;
+                int port = in->port;
+                pthread_mutex_unlock(&f->mu);
+                bool ok = ping(f, port);
+                pthread_mutex_lock(&f->mu);
+                in->pinging = false;
+                if (ok)
+                    in->broken = false;
+                else if (in->state == INST_READY) {
+                    kn_log(KN_LOG_WARN, "endpoint %s: instance %d stopped answering; "
+                           "replacing it", ep->rec.name, in->id);
+                    kill(in->pid, SIGKILL);
+                    in->state = INST_STOPPING;
+                    in->stop_sent_ns = real_ns();
+                }
+            }
+        }
+    }
+}
+
+static int count_state(const fvariant *v, bool ready_only)
+{
+    int n = 0;
+    for (const instance *in = v->insts; in; in = in->next)
+        if (in->state == INST_READY || (!ready_only && in->state == INST_STARTING))
+            n++;
+    return n;
+}
+
+static void tick(kn_fleet *f)
+{
+    for (fendpoint **pp = &f->eps; *pp;) {
+        fendpoint *ep = *pp;
+        reap(f, ep);
+        if (ep->deleting) {
+            stop_all(ep);
+            bool any = false;
+            for (int i = 0; i < ep->rec.n_variants; i++)
+                any = any || ep->vars[i].insts != NULL;
+            if (!any) {
+                kn_err e;
+                if (kn_registry_endpoint_delete(f->reg, ep->rec.name, &e) &&
+                    e.code != KN_NOT_FOUND)
+                    kn_log(KN_LOG_ERROR, "endpoint %s: %s", ep->rec.name, e.msg);
+                kn_log(KN_LOG_INFO, "endpoint %s: deleted", ep->rec.name);
+                remove_dir_files(ep->dir, true);
+                *pp = ep->next;
+                free_endpoint(ep);
+                continue;
+            }
+            pp = &ep->next;
+            continue;
+        }
+        if (strcmp(ep->rec.status, "Failed") != 0) {
+            uint64_t now = real_ns();
+            for (int vi = 0; vi < ep->rec.n_variants; vi++) {
+                fvariant *v = &ep->vars[vi];
+                int live = count_state(v, false);
+                while (live < v->rec->desired_count && now >= v->next_spawn_ns &&
+                       !f->stopping) {
+                    int before = live;
+                    spawn(f, ep, v, vi);
+                    live = count_state(v, false);
+                    if (live == before)
+                        break;
+                }
+                /* scale-in: stop surplus instances once they are idle */
+                for (instance *in = v->insts; in && live > v->rec->desired_count;
+                     in = in->next)
+                    if ((in->state == INST_STARTING ||
+                         (in->state == INST_READY && in->outstanding == 0))) {
+                        stop_instance(in);
+                        live--;
+                    }
+            }
+            check_health(f, ep);
+            if (starting_phase(ep) && strcmp(ep->rec.status, "Failed") != 0) {
+                bool all = true;
+                for (int vi = 0; vi < ep->rec.n_variants; vi++)
+                    all = all && count_state(&ep->vars[vi], true) >= ep->vars[vi].rec->desired_count;
+                if (all)
+                    set_status(f, ep, "InService", NULL);
+            }
+        }
+        pp = &ep->next;
+    }
+}
+
+static void *supervise(void *arg)
+{
+    kn_fleet *f = arg;
+    pthread_mutex_lock(&f->mu);
+    while (!f->stopping) {
+        tick(f);
+        struct timespec ts;
+        deadline_in(&ts, f->p.poll_ms);
+        pthread_cond_timedwait(&f->changed, &f->mu, &ts);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static kn_status restore(kn_fleet *f, kn_err *e)
+{
+    kn_list_params q = kn_list_default_params();
+    q.ascending = true;
+    q.max_results = 100;
+    char token[512] = "";
+    for (;;) {
+        q.next_token = token[0] ? token : NULL;
+        kn_endpoint_page page;
+        kn_status s = kn_registry_endpoint_list(f->reg, &q, &page, e);
+        if (s)
+            return s;
+        for (size_t i = 0; i < page.n; i++) {
+            kn_endpoint_rec rec;
+            const char *name = page.items[i].name;
+            if ((s = kn_registry_endpoint_get(f->reg, name, &rec, e)))
+                break;
+            if (strcmp(rec.status, "Deleting") == 0) {
+                /* its instances died with the previous daemon */
+                kn_endpoint_rec_deinit(&rec);
+                if ((s = kn_registry_endpoint_delete(f->reg, name, e)))
+                    break;
+                continue;
+            }
+            fendpoint *ep;
+            if ((s = make_endpoint(f, &rec, &ep, e))) {
+                kn_endpoint_rec_deinit(&rec);
+                break;
+            }
+            remove_dir_files(ep->dir, false);
+            if (strcmp(ep->rec.status, "InService") == 0 ||
+                strcmp(ep->rec.status, "Updating") == 0)
+                set_status(f, ep, "SystemUpdating", NULL);
+            kn_log(KN_LOG_INFO, "endpoint %s: restoring (%s)", ep->rec.name, ep->rec.status);
+            ep->next = f->eps;
+            f->eps = ep;
+        }
+        bool more = !s && page.next_token;
+        if (more)
+            snprintf(token, sizeof token, "%s", page.next_token);
+        kn_endpoint_page_deinit(&page);
+        if (s)
+            return s;
+        if (!more)
+            return KN_OK;
+    }
+}
+
+kn_status kn_fleet_start(kn_platform *p, const kn_fleet_params *fp, kn_fleet **out, kn_err *e)
+{
+    *out = NULL;
+    kn_fleet_params d = fp ? *fp : kn_fleet_default_params();
+    if (!d.instance_bin || access(d.instance_bin, X_OK) != 0)
+        return kn_err_set(e, KN_INVALID, "instance binary %s is not executable",
+                          d.instance_bin ? d.instance_bin : "(none)");
+    if (d.poll_ms == 0)
+        d.poll_ms = 50;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return kn_err_set(e, KN_INTERNAL, "libcurl initialisation failed");
+    kn_fleet *f = calloc(1, sizeof *f);
+    if (!f) {
+        curl_global_cleanup();
+        return kn_err_set(e, KN_NOMEM, "out of memory");
+    }
+    f->platform = p;
+    f->reg = kn_platform_registry(p);
+    f->p = d;
+    snprintf(f->bin, sizeof f->bin, "%s", d.instance_bin);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_mutex_init(&f->pool_mu, NULL);
+    kn_clock_cond_init(&f->changed);
+    kn_rng_seed(&f->rng, (uint64_t)getpid() ^ kn_now_ns());
+    kn_status s = restore(f, e);
+    if (!s) {
+        if (pthread_create(&f->thread, NULL, supervise, f) != 0)
+            s = kn_err_set(e, KN_INTERNAL, "cannot start the supervisor thread");
+        else
+            f->thread_started = true;
+    }
+    if (s) {
+        kn_fleet_stop(f);
+        return s;
+    }
+    *out = f;
+    return KN_OK;
+}
+
+void kn_fleet_stop(kn_fleet *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->stopping = true;
+    pthread_cond_broadcast(&f->changed);
+    pthread_mutex_unlock(&f->mu);
+    if (f->thread_started)
+        pthread_join(f->thread, NULL);
+    /* stop every instance, then wait for them (bounded by the grace time) */
+    pthread_mutex_lock(&f->mu);
+    for (fendpoint *ep = f->eps; ep; ep = ep->next)
+        stop_all(ep);
+    uint64_t until = real_ns() + (uint64_t)f->p.stop_grace_ms * 1000000ull;
+    for (;;) {
+        bool any = false;
+        for (fendpoint *ep = f->eps; ep; ep = ep->next)
+            for (int i = 0; i < ep->rec.n_variants; i++)
+                for (instance *in = ep->vars[i].insts; in; in = in->next) {
+                    if (in->state == INST_DEAD)
+                        continue;
+                    int st;
+                    pid_t r = waitpid(in->pid, &st, WNOHANG);
+                    if (r == in->pid || (r < 0 && errno == ECHILD)) {
+                        in->state = INST_DEAD;
+                        unlink(in->ready_file);
+                        unlink(in->log_file);
+                    } else {
+                        if (real_ns() > until)
+                            kill(in->pid, SIGKILL);
+                        any = true;
+                    }
+                }
+        if (!any)
+            break;
+        pthread_mutex_unlock(&f->mu);
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&f->mu);
+    }
+    while (f->eps) {
+        fendpoint *ep = f->eps;
+        f->eps = ep->next;
+        free_endpoint(ep);
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (int i = 0; i < f->n_pool; i++)
+        curl_easy_cleanup(f->pool[i]);
+    pthread_cond_destroy(&f->changed);
+    pthread_mutex_destroy(&f->pool_mu);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+    curl_global_cleanup();
+}
+
+static fendpoint *find(kn_fleet *f, const char *name)
+{
+    for (fendpoint *ep = f->eps; ep; ep = ep->next)
+        if (strcasecmp(ep->rec.name, name) == 0)
+            return ep;
+    return NULL;
+}
+
+kn_status kn_fleet_endpoint_create(kn_fleet *f, const char *name, const char *config_name,
+                                   const char *tags_json, kn_endpoint_rec *out, kn_err *e)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&f->mu);
+    /* an endpoint still being deleted holds its name until it is gone */
+    fendpoint *old = find(f, name);
+    if (old) {
+        char arn[512];
+        kn_registry_arn(f->reg, "sagemaker", "endpoint", name, arn, sizeof arn);
+        pthread_mutex_unlock(&f->mu);
+        return kn_err_set(e, KN_EXISTS, "Cannot create already existing endpoint \"%s\".", arn);
+    }
+    kn_endpoint_rec rec;
+    kn_status s = kn_registry_endpoint_create(f->reg, name, config_name, tags_json, &rec, e);
+    if (!s) {
+        fendpoint *ep;
+        if ((s = make_endpoint(f, &rec, &ep, e))) {
+            kn_err e2;
+            kn_registry_endpoint_delete(f->reg, rec.name, &e2);
+            kn_endpoint_rec_deinit(&rec);
+        } else {
+            ep->next = f->eps;
+            f->eps = ep;
+            s = kn_registry_endpoint_get(f->reg, ep->rec.name, out, e);
+            pthread_cond_broadcast(&f->changed);
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+kn_status kn_fleet_endpoint_describe(kn_fleet *f, const char *name, kn_endpoint_rec *out,
+                                     kn_err *e)
+{
+    pthread_mutex_lock(&f->mu);
+    kn_status s = kn_registry_endpoint_get(f->reg, name, out, e);
+    fendpoint *ep = s ? NULL : find(f, name);
+    if (ep) {
+        for (int i = 0; i < out->n_variants && i < ep->rec.n_variants; i++) {
+            out->variants[i].current_count = count_state(&ep->vars[i], true);
+            out->variants[i].current_weight = ep->rec.variants[i].desired_weight;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+kn_status kn_fleet_endpoint_delete(kn_fleet *f, const char *name, kn_err *e)
+{
+    pthread_mutex_lock(&f->mu);
+    fendpoint *ep = find(f, name);
+    kn_status s = KN_OK;
+    if (!ep) {
+        char arn[512];
+        kn_registry_arn(f->reg, "sagemaker", "endpoint", name, arn, sizeof arn);
+        s = kn_err_set(e, KN_NOT_FOUND, "Could not find endpoint \"%s\".", arn);
+    } else if (!ep->deleting) {
+        ep->deleting = true;
+        set_status(f, ep, "Deleting", NULL);
+        stop_all(ep);
+        pthread_cond_broadcast(&f->changed);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+/* ---------------------------------------------------------------- router */
+
+typedef struct resp_ctx {
+    kn_invoke_result *out;
+} resp_ctx;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    kn_invoke_result *r = ud;
+    return kn_buf_append(&r->body, p, sz * n) == KN_OK ? sz * n : 0;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t n)
+{
+    size_t k = strlen(name);
+    if (len <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
+        return;
+    const char *v = line + k + 1;
+    size_t vl = len - k - 1;
+    while (vl && (*v == ' ' || *v == '\t'))
+        v++, vl--;
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+        vl--;
+    if (vl >= n)
+        vl = n - 1;
+    memcpy(out, v, vl);
+    out[vl] = '\0';
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    kn_invoke_result *r = ud;
+    header_value(p, sz * n, "Content-Type", r->content_type, sizeof r->content_type);
+    header_value(p, sz * n, "X-Amzn-SageMaker-Custom-Attributes", r->custom_attributes,
+                 sizeof r->custom_attributes);
+    return sz * n;
+}
+
+/* Picks the variant (by target or weight) and its least-loaded ready
+ * instance, skipping `exclude`. f->mu held. */
+static instance *pick(kn_fleet *f, fendpoint *ep, const char *target, int exclude, int *vindex)
+{
+    double total = 0;
+    for (int i = 0; i < ep->rec.n_variants; i++) {
+        if (target && strcmp(ep->rec.variants[i].variant_name, target) != 0)
+            continue;
+        if (count_state(&ep->vars[i], true) > 0)
+            total += ep->rec.variants[i].desired_weight > 0 ? ep->rec.variants[i].desired_weight
+                                                             : 1e-9;
+    }
+    if (total <= 0)
+        return NULL;
+    double x = kn_rng_uniform(&f->rng) * total;
+    int chosen = -1;
+    for (int i = 0; i < ep->rec.n_variants; i++) {
+        if (target && strcmp(ep->rec.variants[i].variant_name, target) != 0)
+            continue;
+        if (count_state(&ep->vars[i], true) == 0)
+            continue;
+        chosen = i;
+        double w = ep->rec.variants[i].desired_weight > 0 ? ep->rec.variants[i].desired_weight
+                                                          : 1e-9;
+        if (x < w)
+            break;
+        x -= w;
+    }
+    if (chosen < 0)
+        return NULL;
+    fvariant *v = &ep->vars[chosen];
+    instance *best = NULL;
+    int n_ready = 0;
+    for (instance *in = v->insts; in; in = in->next)
+        if (in->state == INST_READY)
+            n_ready++;
+    /* start the scan at a rotating offset so equal loads share the work */
+    unsigned start = n_ready ? v->rr++ % (unsigned)n_ready : 0, idx = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (instance *in = v->insts; in; in = in->next) {
+            if (in->state != INST_READY)
+                continue;
+            unsigned my = idx++;
+            if ((pass == 0) != (my >= start))
+                continue;
+            if (in->broken || in->id == exclude)
+                continue;
+            if (!best || in->outstanding < best->outstanding)
+                best = in;
+        }
+    *vindex = chosen;
+    return best;
+}
+
+kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_result *out,
+                          kn_err *e)
+{
+    int exclude = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        pthread_mutex_lock(&f->mu);
+        fendpoint *ep = find(f, rq->endpoint);
+        if (!ep || ep->deleting) {
+            pthread_mutex_unlock(&f->mu);
+            return kn_err_set(e, KN_NOT_FOUND, "Endpoint %s of account %s not found.",
+                              rq->endpoint, kn_registry_account(f->reg));
+        }
+        if (rq->target_variant) {
+            bool found = false;
+            for (int i = 0; i < ep->rec.n_variants; i++)
+                found = found || strcmp(ep->rec.variants[i].variant_name, rq->target_variant) == 0;
+            if (!found) {
+                pthread_mutex_unlock(&f->mu);
+                return kn_err_set(e, KN_INVALID,
+                                  "Endpoint %s does not have a variant named %s.", rq->endpoint,
+                                  rq->target_variant);
+            }
+        }
+        int vindex = 0;
+        instance *in = pick(f, ep, rq->target_variant, exclude, &vindex);
+        if (!in) {
+            /* between instances (a replacement is starting): wait for one,
+             * unless the endpoint is not serving at all */
+            struct timespec until;
+            deadline_in(&until, NO_INSTANCE_WAIT_MS);
+            while (!in && !f->stopping && !ep->deleting &&
+                   (strcmp(ep->rec.status, "InService") == 0 ||
+                    strcmp(ep->rec.status, "SystemUpdating") == 0 ||
+                    strcmp(ep->rec.status, "Updating") == 0)) {
+                if (pthread_cond_timedwait(&f->changed, &f->mu, &until) == ETIMEDOUT)
+                    break;
+                in = pick(f, ep, rq->target_variant, exclude, &vindex);
+            }
+        }
+        if (!in) {
+            kn_status s;
+            if (strcmp(ep->rec.status, "Creating") == 0 || strcmp(ep->rec.status, "Failed") == 0)
+                s = kn_err_set(e, KN_INVALID,
+                               "Endpoint %s is %s; it can be invoked once it is InService.",
+                               ep->rec.name, ep->rec.status);
+            else
+                s = kn_err_set(e, KN_IO, "No instance of endpoint %s could take the request.",
+                               ep->rec.name);
+            pthread_mutex_unlock(&f->mu);
+            return s;
+        }
+        in->outstanding++;
+        int port = in->port, id = in->id;
+        snprintf(out->variant, sizeof out->variant, "%s", ep->rec.variants[vindex].variant_name);
+        pthread_mutex_unlock(&f->mu);
+
+        CURL *h = pool_get(f);
+        CURLcode rc = CURLE_FAILED_INIT;
+        long code = 0;
+        out->body.len = 0;
+        out->content_type[0] = out->custom_attributes[0] = '\0';
+        if (h) {
+            char url[64], ct[1200], acc[1200], ca[1200];
+            snprintf(url, sizeof url, "http://127.0.0.1:%d/invocations", port);
+            struct curl_slist *hd = NULL;
+            snprintf(ct, sizeof ct, "Content-Type: %s",
+                     rq->content_type ? rq->content_type : "application/octet-stream");
+            hd = curl_slist_append(hd, ct);
+            if (rq->accept) {
+                snprintf(acc, sizeof acc, "Accept: %s", rq->accept);
+                hd = curl_slist_append(hd, acc);
+            }
+            if (rq->custom_attributes) {
+                snprintf(ca, sizeof ca, "X-Amzn-SageMaker-Custom-Attributes: %s",
+                         rq->custom_attributes);
+                hd = curl_slist_append(hd, ca);
+            }
+            hd = curl_slist_append(hd, "Expect:");
+            curl_easy_setopt(h, CURLOPT_URL, url);
+            curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+            curl_easy_setopt(h, CURLOPT_POST, 1L);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body_len ? (const char *)rq->body : "");
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+            curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+            curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)f->p.invoke_timeout_ms);
+            curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+            curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+            curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+            curl_easy_setopt(h, CURLOPT_HEADERDATA, out);
+            rc = curl_easy_perform(h);
+            if (rc == CURLE_OK)
+                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+            curl_slist_free_all(hd);
+        }
+        pool_put(f, h);
+
+        bool transport = rc != CURLE_OK && rc != CURLE_OPERATION_TIMEDOUT &&
+                         rc != CURLE_WRITE_ERROR;
+        pthread_mutex_lock(&f->mu);
+        in->outstanding--;
+        if (transport)
+            in->broken = true;
+        pthread_cond_broadcast(&f->changed);
+        pthread_mutex_unlock(&f->mu);
+
+        if (rc == CURLE_OK) {
+            out->status = (int)code;
+            return KN_OK;
+        }
+        if (rc == CURLE_OPERATION_TIMEDOUT)
+            return kn_err_set(e, KN_TIMEOUT,
+                              "Your invocation timed out while waiting for a response from "
+                              "container %s.",
+                              out->variant);
+        if (rc == CURLE_WRITE_ERROR)
+            return kn_err_set(e, KN_TOO_LARGE, "The instance's response is larger than %zu bytes.",
+                              MAX_RESPONSE);
+        kn_log(KN_LOG_WARN, "endpoint %s: instance %d: %s%s", rq->endpoint, id,
+               curl_easy_strerror(rc), attempt == 0 ? "; retrying on another instance" : "");
+        exclude = id;
+        if (attempt == 1)
+            return kn_err_set(e, KN_IO, "The instance failed to answer: %s.",
+                              curl_easy_strerror(rc));
+    }
+    return kn_err_set(e, KN_IO, "no instance answered");
+}
