@@ -150,19 +150,30 @@ oom:
 
 static void sgd(kn_opt *o, slot *s)
 {
-    const kn_opt_params *p = &o->p;
+    /* Loop invariants in locals and restrict pointers: without them clang
+     * cannot prove the stores leave p untouched and will not vectorise. */
+    const float wd = o->p.weight_decay, mom = o->p.momentum, damp = o->p.dampening;
+    const float lr = o->p.lr;
+    const bool nesterov = o->p.nesterov, started = o->started;
+    float *restrict w = s->p, *restrict m = s->m;
+    const float *restrict g = s->g;
     long n = (long)s->n;
+    /* wd * w adds exactly 0 when wd is 0, so no branch is needed for it;
+     * the momentum buffer exists only with momentum: two loops. */
+    if (mom == 0) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+        for (long i = 0; i < n; i++)
+            w[i] = w[i] - lr * (g[i] + wd * w[i]);
+        return;
+    }
+    const float keep = started ? mom : 0.0f, take = started ? 1.0f - damp : 1.0f;
+    const float nest = nesterov ? mom : 0.0f;
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
-        float d = s->g[i];
-        if (p->weight_decay != 0)
-            d = d + p->weight_decay * s->p[i];
-        if (p->momentum != 0) {
-            float b = o->started ? p->momentum * s->m[i] + (1.0f - p->dampening) * d : d;
-            s->m[i] = b;
-            d = p->nesterov ? d + p->momentum * b : b;
-        }
-        s->p[i] = s->p[i] - p->lr * d;
+        float d = g[i] + wd * w[i];
+        float b = keep * m[i] + take * d;
+        m[i] = b;
+        w[i] = w[i] - lr * (nesterov ? d + nest * b : b);
     }
 }
 
@@ -171,21 +182,24 @@ static void adam(kn_opt *o, slot *s)
     const kn_opt_params *p = &o->p;
     float bc1 = 1.0f - powf(p->beta1, (float)o->step);
     float bc2 = 1.0f - powf(p->beta2, (float)o->step);
-    float step_size = p->lr / bc1;
-    float bc2_sqrt = sqrtf(bc2);
-    bool decoupled = p->kind == KN_OPT_ADAMW;
+    const float step_size = p->lr / bc1;
+    const float bc2_sqrt = sqrtf(bc2);
+    const bool decoupled = p->kind == KN_OPT_ADAMW;
+    const float lr = p->lr, wd = p->weight_decay, b1 = p->beta1, b2 = p->beta2, eps = p->eps;
+    float *restrict w = s->p, *restrict m = s->m, *restrict v = s->v;
+    const float *restrict gr = s->g;
     long n = (long)s->n;
+    /* Branch-free: AdamW scales the weight first (by 1 when not AdamW),
+     * Adam adds wd * w to the gradient (0 when AdamW or no decay). */
+    const float scale = decoupled ? 1.0f - lr * wd : 1.0f, l2 = decoupled ? 0.0f : wd;
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
-        float g = s->g[i];
-        if (decoupled)
-            s->p[i] = s->p[i] * (1.0f - p->lr * p->weight_decay);
-        else if (p->weight_decay != 0)
-            g = g + p->weight_decay * s->p[i];
-        s->m[i] = s->m[i] * p->beta1 + (1.0f - p->beta1) * g;
-        s->v[i] = s->v[i] * p->beta2 + (1.0f - p->beta2) * g * g;
-        float denom = sqrtf(s->v[i]) / bc2_sqrt + p->eps;
-        s->p[i] = s->p[i] - step_size * (s->m[i] / denom);
+        float g = gr[i] + l2 * w[i];
+        w[i] = w[i] * scale;
+        m[i] = m[i] * b1 + (1.0f - b1) * g;
+        v[i] = v[i] * b2 + (1.0f - b2) * g * g;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        w[i] = w[i] - step_size * (m[i] / denom);
     }
 }
 
