@@ -1,0 +1,116 @@
+/* kennel auth: AWS Signature Version 4 — parsing, verifying and making
+ * signatures of HTTP requests, as the AWS CLI, boto3 and the SDKs send them.
+ *
+ * A request is given as received: method, the raw path (still
+ * percent-encoded, without the query), the raw query string, every header
+ * (any letter case; repeated names are joined with ',' as clients sign
+ * them) and the body. Two forms are understood:
+ *
+ *   header     Authorization: AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/
+ *              region/service/aws4_request, SignedHeaders=a;b, Signature=hex
+ *              with X-Amz-Date (or Date), optional X-Amz-Security-Token and
+ *              X-Amz-Content-SHA256;
+ *   presigned  X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date, X-Amz-Expires,
+ *              X-Amz-SignedHeaders, X-Amz-Signature (and X-Amz-Security-Token)
+ *              in the query string.
+ *
+ * The canonical request follows the SigV4 rules for every service but S3:
+ * the path is URI-encoded again (so %3A is signed as %253A), query keys and
+ * values are decoded and re-encoded with the unreserved set and sorted,
+ * signed headers are trimmed with inner runs of spaces collapsed, and the
+ * payload hash is X-Amz-Content-SHA256 when present, else the body's SHA-256.
+ * A declared hash must also be the body's (UNSIGNED-PAYLOAD excepted).
+ *
+ * Failures carry a kind, which each protocol names its own way
+ * (kn_auth_fail_code): Query services (IAM, STS) answer SignatureDoesNotMatch,
+ * IncompleteSignature, RequestExpired, MissingAuthenticationToken; JSON and
+ * REST-JSON services InvalidSignatureException,
+ * MissingAuthenticationTokenException and so on. Looking the access key up
+ * (UnrecognizedClientException / InvalidClientTokenId) is the caller's.
+ *
+ * Signatures are compared in constant time. Everything here is reentrant.
+ */
+#ifndef KENNEL_AUTH_H
+#define KENNEL_AUTH_H
+
+#include "kennel/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kn_auth_header {
+    const char *name;
+    const char *value;
+} kn_auth_header;
+
+typedef struct kn_auth_request {
+    const char *method;          /* "POST" */
+    const char *raw_path;        /* "/2015-03-31/functions/dog-fn%3Alive/invocations" */
+    const char *raw_query;       /* "Qualifier=live" or NULL / "" */
+    const kn_auth_header *headers;
+    size_t n_headers;
+    const void *body;
+    size_t body_len;
+} kn_auth_request;
+
+typedef enum kn_auth_fail {
+    KN_AUTH_OK,
+    KN_AUTH_MISSING,    /* no Authorization header and no presigned query */
+    KN_AUTH_INCOMPLETE, /* malformed: a part is missing or not well formed */
+    KN_AUTH_BAD_SCOPE,  /* scope date is not the request's date */
+    KN_AUTH_EXPIRED,    /* more than 15 minutes off, or past X-Amz-Expires */
+    KN_AUTH_MISMATCH    /* the signature does not match */
+} kn_auth_fail;
+
+typedef enum kn_auth_proto { KN_AUTH_PROTO_QUERY, KN_AUTH_PROTO_JSON } kn_auth_proto;
+
+#define KN_AUTH_MAX_SKEW_S 900
+#define KN_AUTH_MAX_SIGNED 64
+
+/* A parsed signature. Strings are copies, NUL-terminated. */
+typedef struct kn_auth_sig {
+    bool presigned;
+    char access_key[129];
+    char scope_date[9];   /* YYYYMMDD */
+    char region[33];
+    char service[65];
+    char signed_headers[1024]; /* "content-type;host;x-amz-date" as given */
+    char signature[65];   /* 64 lower-case hex digits */
+    char amz_date[17];    /* YYYYMMDDTHHMMSSZ */
+    double time;          /* amz_date as epoch seconds */
+    long expires_s;       /* presigned: X-Amz-Expires; else 0 */
+    char session_token[2048]; /* X-Amz-Security-Token, "" when absent */
+} kn_auth_sig;
+
+/* Finds and parses the signature of r. KN_OK with *fail = KN_AUTH_OK, or
+ * KN_INVALID with *fail saying what kind of failure and e a one-line
+ * message naming the part ("Credential: ...", "X-Amz-Date: ..."). */
+KN_API kn_status kn_auth_parse(const kn_auth_request *r, kn_auth_sig *s, kn_auth_fail *fail,
+                               kn_err *e);
+
+/* Checks s (from kn_auth_parse of r) against the secret: the date window
+ * around now (epoch seconds) and the signature. Same result convention. */
+KN_API kn_status kn_auth_verify(const kn_auth_request *r, const kn_auth_sig *s,
+                                const char *secret, double now, kn_auth_fail *fail, kn_err *e);
+
+/* The canonical request and string to sign of r for s (for diagnostics and
+ * tests), appended to b. */
+KN_API kn_status kn_auth_canonical(const kn_auth_request *r, const kn_auth_sig *s, kn_buf *canon,
+                                   kn_buf *to_sign, kn_err *e);
+
+/* Signs r in the header form: the signed headers are every header of r
+ * except those clients never sign (user-agent, expect, ...); r must hold
+ * Host and X-Amz-Date. Writes the Authorization value to out. */
+KN_API kn_status kn_auth_sign(const kn_auth_request *r, const char *access_key,
+                              const char *secret, const char *region, const char *service,
+                              char *out, size_t out_size, kn_err *e);
+
+/* The AWS error name of a failure for a protocol family, and its HTTP status. */
+KN_API const char *kn_auth_fail_code(kn_auth_fail f, kn_auth_proto p);
+KN_API int kn_auth_fail_http(kn_auth_fail f, kn_auth_proto p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
