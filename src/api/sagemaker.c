@@ -191,11 +191,6 @@ kn_status kn_sm__list_models(kn_api_call *c)
 
 /* ------------------------------------------------ endpoint configurations */
 
-static bool instance_type_ok(const char *s)
-{
-    return kn_instance_type_find(s) != NULL;
-}
-
 kn_status kn_sm__create_endpoint_config(kn_api_call *c)
 {
     json_t *in = c->input;
@@ -212,16 +207,14 @@ kn_status kn_sm__create_endpoint_config(kn_api_call *c)
                                                .max = 63,
                                                .check = kn_val_is_name,
                                                .pattern = KN_NAME_PATTERN};
-    char types[512] = "";
-    size_t nt, k = 0;
+    /* AWS's InstanceType is an enum: kennel's is its instance-type table */
+    const char *types[32];
+    size_t nt;
     const kn_instance_type *tt = kn_instance_types(&nt);
-    for (size_t i = 0; i < nt; i++)
-        k += (size_t)snprintf(types + k, k < sizeof types ? sizeof types - k : 0, "%s%s",
-                              i ? ", " : "", tt[i].name);
-    kn_val_str_spec itype = {.required = true,
-                             .max = 64,
-                             .check = instance_type_ok,
-                             .pattern = types};
+    for (size_t i = 0; i < nt && i < 31; i++)
+        types[i] = tt[i].name;
+    types[nt < 31 ? nt : 31] = NULL;
+    kn_val_str_spec itype = {.required = true, .max = 64, .enum_values = types};
     const char *name = kn_val_str(&v, in, "", "EndpointConfigName", &kn_val_name_required);
     const char *kms_key = kn_val_str(&v, in, "", "KmsKeyId", &kms);
     kn_val_unsupported(&v, in, "", unsupported);
