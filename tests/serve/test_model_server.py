@@ -477,6 +477,12 @@ def run(tmp, servers):
           > (metric(text, 'kennel_batch_size_bucket{le="2"}') or 0), "")
     check("metrics batch sum", metric(text, "kennel_batch_size_sum") == answered[0],
           f'{metric(text, "kennel_batch_size_sum")} vs {answered[0]}')
+    # a request leaves the in-flight gauge once its answer is sent, which may be
+    # just after the client has read it
+    deadline = time.monotonic() + 60
+    while metric(text, "kennel_inflight_requests") != 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        text = request(port, "GET", "/metrics").body.decode()
     check("metrics nothing in flight", metric(text, "kennel_inflight_requests") == 0)
 
     # ---- SIGTERM with a request in flight ----
