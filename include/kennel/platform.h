@@ -248,6 +248,16 @@ KN_API kn_status kn_registry_endpoint_create(kn_registry *r, const char *name,
                                              kn_endpoint_rec *out, kn_err *e);
 KN_API kn_status kn_registry_endpoint_get(kn_registry *r, const char *name, kn_endpoint_rec *out,
                                           kn_err *e);
+/* UpdateEndpoint: replaces the endpoint's variants by a snapshot of
+ * `config_name` (KN_NOT_FOUND for a missing configuration or model) and
+ * sets status Updating, in one transaction; `out` receives the record. */
+KN_API kn_status kn_registry_endpoint_update_config(kn_registry *r, const char *name,
+                                                    const char *config_name,
+                                                    kn_endpoint_rec *out, kn_err *e);
+/* Stores ep->variants (desired counts and weights), config_name, status
+ * and failure_reason of the endpoint named ep->name, in one transaction. */
+KN_API kn_status kn_registry_endpoint_set_variants(kn_registry *r, const kn_endpoint_rec *ep,
+                                                   kn_err *e);
 /* Sets status (and failure_reason, NULL to clear) and LastModifiedTime. */
 KN_API kn_status kn_registry_endpoint_set_status(kn_registry *r, const char *name,
                                                  const char *status, const char *failure_reason,
@@ -307,6 +317,25 @@ KN_API kn_status kn_fleet_endpoint_create(kn_fleet *f, const char *name, const c
 /* The stored endpoint with its runtime figures filled in. */
 KN_API kn_status kn_fleet_endpoint_describe(kn_fleet *f, const char *name, kn_endpoint_rec *out,
                                             kn_err *e);
+/* UpdateEndpoint: the new configuration's instances start next to the
+ * serving ones (status Updating); once they all answer /ping, traffic
+ * switches and the old instances drain and stop (InService). If one fails
+ * to start the update rolls back (RollingBack, then InService on the old
+ * configuration). KN_INVALID when the endpoint is not InService. */
+KN_API kn_status kn_fleet_endpoint_update(kn_fleet *f, const char *name, const char *config_name,
+                                          kn_err *e);
+/* UpdateEndpointWeightsAndCapacities: new desired weights and/or instance
+ * counts per variant (Updating until the counts are reached exactly;
+ * scale-in stops idle instances only; a failed scale-out rolls back). */
+typedef struct kn_variant_capacity {
+    const char *variant_name;
+    bool has_weight, has_count;
+    double weight;
+    int count;
+} kn_variant_capacity;
+KN_API kn_status kn_fleet_endpoint_update_capacity(kn_fleet *f, const char *name,
+                                                   const kn_variant_capacity *caps, int n,
+                                                   kn_err *e);
 /* DeleteEndpoint: status Deleting now, gone once its instances exited. */
 KN_API kn_status kn_fleet_endpoint_delete(kn_fleet *f, const char *name, kn_err *e);
 

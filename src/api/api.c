@@ -35,8 +35,8 @@ static const kn_api_route routes[] = {
     SM(DescribeEndpoint, kn_sm__describe_endpoint),
     SM(DeleteEndpoint, kn_sm__delete_endpoint),
     SM(ListEndpoints, kn_sm__list_endpoints),
-    SM(UpdateEndpoint, NULL),
-    SM(UpdateEndpointWeightsAndCapacities, NULL),
+    SM(UpdateEndpoint, kn_sm__update_endpoint),
+    SM(UpdateEndpointWeightsAndCapacities, kn_sm__update_endpoint_weights_and_capacities),
 #undef SM
     {KN_PROTO_REST_JSON, "sagemaker", "InvokeEndpoint", NULL, "POST",
      "/endpoints/{EndpointName}/invocations", NULL, "sagemaker:InvokeEndpoint",

@@ -120,6 +120,8 @@ kn_status kn_sm__create_endpoint(kn_api_call *c);
 kn_status kn_sm__describe_endpoint(kn_api_call *c);
 kn_status kn_sm__delete_endpoint(kn_api_call *c);
 kn_status kn_sm__list_endpoints(kn_api_call *c);
+kn_status kn_sm__update_endpoint(kn_api_call *c);
+kn_status kn_sm__update_endpoint_weights_and_capacities(kn_api_call *c);
 /* SageMaker Runtime (runtime.c). */
 kn_status kn_smr__invoke_endpoint(kn_api_call *c);
 /* kennel's own routes */

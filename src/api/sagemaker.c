@@ -465,3 +465,74 @@ kn_status kn_sm__list_endpoints(kn_api_call *c)
     kn_endpoint_page_deinit(&page);
     return KN_OK;
 }
+
+kn_status kn_sm__update_endpoint(kn_api_call *c)
+{
+    kn_status s = need_fleet(c);
+    if (s)
+        return s;
+    kn_val v;
+    kn_val_init(&v);
+    static const char *const unsupported[] = {"ExcludeRetainedVariantProperties",
+                                              "DeploymentConfig", NULL};
+    const char *name = kn_val_str(&v, c->input, "", "EndpointName", &kn_val_name_required);
+    const char *cfg = kn_val_str(&v, c->input, "", "EndpointConfigName", &kn_val_name_required);
+    bool retain = false;
+    if (kn_val_bool(&v, c->input, "", "RetainAllVariantProperties", &retain) && retain)
+        kn_val_fail(&v, "Value 'true' at 'retainAllVariantProperties' is not supported by "
+                        "kennel yet: leave it out");
+    bool retain_dc = false;
+    if (kn_val_bool(&v, c->input, "", "RetainDeploymentConfig", &retain_dc) && retain_dc)
+        kn_val_fail(&v, "Value 'true' at 'retainDeploymentConfig' is not supported by kennel "
+                        "yet: leave it out");
+    kn_val_unsupported(&v, c->input, "", unsupported);
+    if ((s = kn_val_finish(&v, &c->err)))
+        return s;
+    if ((s = kn_fleet_endpoint_update(c->api->fleet, name, cfg, &c->err)))
+        return s;
+    char arn[512];
+    kn_registry_arn(c->api->registry, "sagemaker", "endpoint", name, arn, sizeof arn);
+    c->output = json_pack("{s:s}", "EndpointArn", arn);
+    return KN_OK;
+}
+
+kn_status kn_sm__update_endpoint_weights_and_capacities(kn_api_call *c)
+{
+    kn_status s = need_fleet(c);
+    if (s)
+        return s;
+    kn_val v;
+    kn_val_init(&v);
+    const char *name = kn_val_str(&v, c->input, "", "EndpointName", &kn_val_name_required);
+    json_t *list = kn_val_list(&v, c->input, "", "DesiredWeightsAndCapacities", true, 1, 10);
+    size_t n = list ? json_array_size(list) : 0;
+    kn_variant_capacity caps[10];
+    memset(caps, 0, sizeof caps);
+    static const char *const unsupported[] = {"ServerlessUpdateConfig", NULL};
+    for (size_t i = 0; i < n && i < 10; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "desiredWeightsAndCapacities.%zu.member", i + 1);
+        json_t *item = json_array_get(list, i);
+        if (!json_is_object(item)) {
+            kn_val_fail(&v, "Value at '%s' must be an object", prefix);
+            continue;
+        }
+        caps[i].variant_name = kn_val_str(&v, item, prefix, "VariantName", &kn_val_name_required);
+        caps[i].has_weight = kn_val_num(&v, item, prefix, "DesiredWeight", false, 0,
+                                        &caps[i].weight);
+        long long count;
+        if (kn_val_int(&v, item, prefix, "DesiredInstanceCount", false, 1, 100, &count)) {
+            caps[i].has_count = true;
+            caps[i].count = (int)count;
+        }
+        kn_val_unsupported(&v, item, prefix, unsupported);
+    }
+    if ((s = kn_val_finish(&v, &c->err)))
+        return s;
+    if ((s = kn_fleet_endpoint_update_capacity(c->api->fleet, name, caps, (int)n, &c->err)))
+        return s;
+    char arn[512];
+    kn_registry_arn(c->api->registry, "sagemaker", "endpoint", name, arn, sizeof arn);
+    c->output = json_pack("{s:s}", "EndpointArn", arn);
+    return KN_OK;
+}

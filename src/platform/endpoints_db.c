@@ -149,27 +149,14 @@ static char *container_image(const char *container_json)
     return out;
 }
 
-kn_status kn_registry_endpoint_create(kn_registry *r, const char *name, const char *config_name,
-                                      const char *tags_json, kn_endpoint_rec *out, kn_err *e)
+/* Copies a configuration's variants, joined with their models, into
+ * endpoint_variants for endpoint `id` (replacing what was there). The
+ * caller holds r->mu inside a transaction. KN_NOT_FOUND names a missing
+ * configuration or model. */
+static kn_status snapshot_config(kn_registry *r, int64_t id, const char *config_name, kn_err *e)
 {
-    memset(out, 0, sizeof *out);
-    char arn[ARN_MAX];
-    kn_registry_arn(r, "sagemaker", "endpoint", name, arn, sizeof arn);
-    pthread_mutex_lock(&r->mu);
-    sqlite3_stmt *st = NULL, *vs = NULL, *ins = NULL;
-    double now = kn_clock_wall(r->clock);
-    bool found = false;
-    kn_status s = kn_registry__begin(r, e);
-    if (s)
-        goto out;
-    if ((s = kn_registry__exists(r, "endpoints", name, &found, e)))
-        goto out;
-    if (found) {
-        s = kn_err_set(e, KN_EXISTS, "Cannot create already existing endpoint \"%s\".", arn);
-        goto out;
-    }
-    /* the configuration's variants joined with their models (a missing
-     * model shows up as a NULL path) */
+    sqlite3_stmt *vs = NULL, *st = NULL, *del = NULL;
+    kn_status s;
     if ((s = kn_registry__prepare(
              r,
              "SELECT c.id, v.variant_name, v.model_name, m.model_data_path, m.container, "
@@ -181,12 +168,6 @@ kn_status kn_registry_endpoint_create(kn_registry *r, const char *name, const ch
              &vs, e)))
         goto out;
     sqlite3_bind_text(vs, 1, config_name, -1, SQLITE_STATIC);
-    if ((s = kn_registry__prepare(r,
-                                  "INSERT INTO endpoints (name, arn, config_name, status, tags, "
-                                  "creation_time, last_modified_time) "
-                                  "VALUES (?, ?, ?, 'Creating', ?, ?, ?)",
-                                  &ins, e)))
-        goto out;
     int rc = sqlite3_step(vs);
     if (rc == SQLITE_DONE) {
         char carn[ARN_MAX];
@@ -194,18 +175,14 @@ kn_status kn_registry_endpoint_create(kn_registry *r, const char *name, const ch
         s = kn_err_set(e, KN_NOT_FOUND, "Could not find endpoint configuration \"%s\".", carn);
         goto out;
     }
-    /* the stored configuration name keeps the letter case it was created with */
-    sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 2, arn, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 3, config_name, -1, SQLITE_STATIC);
-    kn_registry__bind_opt_text(ins, 4, tags_json);
-    sqlite3_bind_double(ins, 5, now);
-    sqlite3_bind_double(ins, 6, now);
-    if ((rc = sqlite3_step(ins)) != SQLITE_DONE) {
-        s = kn_registry__sqlite_err(r, rc, "insert endpoint", e);
+    if ((s = kn_registry__prepare(r, "DELETE FROM endpoint_variants WHERE endpoint_id = ?", &del,
+                                  e)))
+        goto out;
+    sqlite3_bind_int64(del, 1, id);
+    if (sqlite3_step(del) != SQLITE_DONE) {
+        s = kn_registry__sqlite_err(r, sqlite3_errcode(r->db), "replace endpoint variants", e);
         goto out;
     }
-    int64_t id = sqlite3_last_insert_rowid(r->db);
     if ((s = kn_registry__prepare(
              r,
              "INSERT INTO endpoint_variants (endpoint_id, position, variant_name, model_name, "
@@ -213,7 +190,6 @@ kn_status kn_registry_endpoint_create(kn_registry *r, const char *name, const ch
              "startup_health_timeout_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
              &st, e)))
         goto out;
-    rc = SQLITE_ROW;
     for (int pos = 0; rc == SQLITE_ROW; pos++, rc = sqlite3_step(vs)) {
         const char *model = (const char *)sqlite3_column_text(vs, 2);
         if (!model)
@@ -243,20 +219,181 @@ kn_status kn_registry_endpoint_create(kn_registry *r, const char *name, const ch
             goto out;
         }
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         s = kn_registry__sqlite_err(r, rc, "read endpoint configuration", e);
+out:
+    sqlite3_finalize(vs);
+    sqlite3_finalize(st);
+    sqlite3_finalize(del);
+    return s;
+}
+
+static kn_status endpoint_id(kn_registry *r, const char *name, int64_t *id, kn_err *e)
+{
+    sqlite3_stmt *st;
+    kn_status s = kn_registry__prepare(r, "SELECT id FROM endpoints WHERE name = ?", &st, e);
+    if (s)
+        return s;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+    } else if (rc == SQLITE_DONE) {
+        char arn[ARN_MAX];
+        kn_registry_arn(r, "sagemaker", "endpoint", name, arn, sizeof arn);
+        s = kn_err_set(e, KN_NOT_FOUND, "Could not find endpoint \"%s\".", arn);
+    } else {
+        s = kn_registry__sqlite_err(r, rc, "read endpoint", e);
+    }
+    sqlite3_finalize(st);
+    return s;
+}
+
+kn_status kn_registry_endpoint_create(kn_registry *r, const char *name, const char *config_name,
+                                      const char *tags_json, kn_endpoint_rec *out, kn_err *e)
+{
+    memset(out, 0, sizeof *out);
+    char arn[ARN_MAX];
+    kn_registry_arn(r, "sagemaker", "endpoint", name, arn, sizeof arn);
+    pthread_mutex_lock(&r->mu);
+    sqlite3_stmt *ins = NULL;
+    double now = kn_clock_wall(r->clock);
+    bool found = false;
+    kn_status s = kn_registry__begin(r, e);
+    if (s)
+        goto out;
+    if ((s = kn_registry__exists(r, "endpoints", name, &found, e)))
+        goto out;
+    if (found) {
+        s = kn_err_set(e, KN_EXISTS, "Cannot create already existing endpoint \"%s\".", arn);
         goto out;
     }
-    sqlite3_finalize(vs);
-    vs = NULL;
+    if ((s = kn_registry__prepare(r,
+                                  "INSERT INTO endpoints (name, arn, config_name, status, tags, "
+                                  "creation_time, last_modified_time) "
+                                  "VALUES (?, ?, ?, 'Creating', ?, ?, ?)",
+                                  &ins, e)))
+        goto out;
+    sqlite3_bind_text(ins, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, arn, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 3, config_name, -1, SQLITE_STATIC);
+    kn_registry__bind_opt_text(ins, 4, tags_json);
+    sqlite3_bind_double(ins, 5, now);
+    sqlite3_bind_double(ins, 6, now);
+    int rc = sqlite3_step(ins);
+    if (rc != SQLITE_DONE) {
+        s = kn_registry__sqlite_err(r, rc, "insert endpoint", e);
+        goto out;
+    }
+    if ((s = snapshot_config(r, sqlite3_last_insert_rowid(r->db), config_name, e)))
+        goto out;
     if ((s = get_locked(r, name, out, e)))
         goto out;
     if ((s = kn_registry__commit(r, e)))
         kn_endpoint_rec_deinit(out);
 out:
-    sqlite3_finalize(st);
-    sqlite3_finalize(vs);
     sqlite3_finalize(ins);
+    if (s)
+        kn_registry__rollback(r);
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
+kn_status kn_registry_endpoint_update_config(kn_registry *r, const char *name,
+                                             const char *config_name, kn_endpoint_rec *out,
+                                             kn_err *e)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&r->mu);
+    sqlite3_stmt *up = NULL;
+    int64_t id = 0;
+    kn_status s = kn_registry__begin(r, e);
+    if (s || (s = endpoint_id(r, name, &id, e)) || (s = snapshot_config(r, id, config_name, e)))
+        goto out;
+    if ((s = kn_registry__prepare(r,
+                                  "UPDATE endpoints SET config_name = ?, status = 'Updating', "
+                                  "failure_reason = NULL, last_modified_time = ? WHERE id = ?",
+                                  &up, e)))
+        goto out;
+    sqlite3_bind_text(up, 1, config_name, -1, SQLITE_STATIC);
+    sqlite3_bind_double(up, 2, kn_clock_wall(r->clock));
+    sqlite3_bind_int64(up, 3, id);
+    int rc = sqlite3_step(up);
+    if (rc != SQLITE_DONE) {
+        s = kn_registry__sqlite_err(r, rc, "update endpoint", e);
+        goto out;
+    }
+    if ((s = get_locked(r, name, out, e)))
+        goto out;
+    if ((s = kn_registry__commit(r, e)))
+        kn_endpoint_rec_deinit(out);
+out:
+    sqlite3_finalize(up);
+    if (s)
+        kn_registry__rollback(r);
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
+kn_status kn_registry_endpoint_set_variants(kn_registry *r, const kn_endpoint_rec *ep,
+                                            kn_err *e)
+{
+    pthread_mutex_lock(&r->mu);
+    sqlite3_stmt *del = NULL, *st = NULL, *up = NULL;
+    int64_t id = 0;
+    kn_status s = kn_registry__begin(r, e);
+    if (s || (s = endpoint_id(r, ep->name, &id, e)))
+        goto out;
+    if ((s = kn_registry__prepare(r, "DELETE FROM endpoint_variants WHERE endpoint_id = ?", &del,
+                                  e)) ||
+        (s = kn_registry__prepare(
+             r,
+             "INSERT INTO endpoint_variants (endpoint_id, position, variant_name, model_name, "
+             "model_data_path, image, instance_type, desired_count, desired_weight, "
+             "startup_health_timeout_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             &st, e)) ||
+        (s = kn_registry__prepare(r,
+                                  "UPDATE endpoints SET config_name = ?, status = ?, "
+                                  "failure_reason = ?, last_modified_time = ? WHERE id = ?",
+                                  &up, e)))
+        goto out;
+    sqlite3_bind_int64(del, 1, id);
+    int rc = sqlite3_step(del);
+    for (int i = 0; rc == SQLITE_DONE && i < ep->n_variants; i++) {
+        const kn_endpoint_variant_rec *v = &ep->variants[i];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int(st, 2, i);
+        sqlite3_bind_text(st, 3, v->variant_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, v->model_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, v->model_data_path, -1, SQLITE_STATIC);
+        kn_registry__bind_opt_text(st, 6, v->image);
+        sqlite3_bind_text(st, 7, v->instance_type, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 8, v->desired_count);
+        sqlite3_bind_double(st, 9, v->desired_weight);
+        if (v->startup_health_timeout_s > 0)
+            sqlite3_bind_int(st, 10, v->startup_health_timeout_s);
+        else
+            sqlite3_bind_null(st, 10);
+        rc = sqlite3_step(st);
+    }
+    if (rc == SQLITE_DONE) {
+        sqlite3_bind_text(up, 1, ep->config_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(up, 2, ep->status, -1, SQLITE_STATIC);
+        kn_registry__bind_opt_text(up, 3, ep->failure_reason);
+        sqlite3_bind_double(up, 4, kn_clock_wall(r->clock));
+        sqlite3_bind_int64(up, 5, id);
+        rc = sqlite3_step(up);
+    }
+    if (rc != SQLITE_DONE) {
+        s = kn_registry__sqlite_err(r, rc, "update endpoint variants", e);
+        goto out;
+    }
+    s = kn_registry__commit(r, e);
+out:
+    sqlite3_finalize(del);
+    sqlite3_finalize(st);
+    sqlite3_finalize(up);
     if (s)
         kn_registry__rollback(r);
     pthread_mutex_unlock(&r->mu);

@@ -53,6 +53,7 @@ typedef struct instance {
     bool broken;       /* a request failed at the transport level */
     bool pinging;
     uint64_t started_ns, stop_sent_ns;
+    char timeout_reason[128]; /* set when it was killed for not answering /ping */
     char ready_file[PATH_MAX];
     char log_file[PATH_MAX];
 } instance;
@@ -65,15 +66,29 @@ typedef struct fvariant {
     unsigned rr;
     int failures;           /* consecutive failed starts */
     uint64_t next_spawn_ns; /* back-off after failures */
+    int prev_count;         /* UpdateEndpointWeightsAndCapacities: to roll back to */
+    double prev_weight;
 } fvariant;
 
 typedef struct fendpoint {
     struct fendpoint *next;
     kn_endpoint_rec rec;    /* rec.status is the current status */
-    fvariant *vars;
+    fvariant *vars;         /* serving */
     bool deleting;
+    bool ghost;             /* the retired variants of an update: stopped, never stored */
+    bool has_prev;          /* a capacity update is in progress (prev_* are set) */
+    /* UpdateEndpoint: the new configuration, starting next to the old one */
+    bool has_next;
+    kn_endpoint_rec next_rec;
+    fvariant *next_vars;
     char dir[PATH_MAX];
 } fendpoint;
+
+/* What happened to the instances of one variant set in one tick. */
+typedef struct outcome {
+    bool start_failed;
+    char reason[1100];
+} outcome;
 
 struct kn_fleet {
     kn_platform *platform;
@@ -187,8 +202,9 @@ static bool ping(kn_fleet *f, int port)
 
 /* ------------------------------------------------------------ processes */
 
-static const char *const status_names[] = {"Creating", "InService", "Updating",
-                                           "SystemUpdating", "Deleting", "Failed"};
+static const char *const status_names[] = {"Creating", "InService",   "Updating",
+                                           "SystemUpdating", "RollingBack", "Deleting",
+                                           "Failed"};
 
 static void set_status(kn_fleet *f, fendpoint *ep, const char *status, const char *reason)
 {
@@ -338,49 +354,74 @@ static void stop_instance(instance *in)
     }
 }
 
-static void stop_all(fendpoint *ep)
+static void stop_vars(fvariant *vars, int n)
 {
-    for (int i = 0; i < ep->rec.n_variants; i++)
-        for (instance *in = ep->vars[i].insts; in; in = in->next)
+    for (int i = 0; vars && i < n; i++)
+        for (instance *in = vars[i].insts; in; in = in->next)
             stop_instance(in);
 }
 
-static void free_endpoint(fendpoint *ep)
+static void stop_all(fendpoint *ep)
 {
-    if (!ep)
-        return;
-    for (int i = 0; ep->vars && i < ep->rec.n_variants; i++) {
-        instance *in = ep->vars[i].insts;
+    stop_vars(ep->vars, ep->rec.n_variants);
+    if (ep->has_next)
+        stop_vars(ep->next_vars, ep->next_rec.n_variants);
+}
+
+static void free_vars(fvariant *vars, int n)
+{
+    for (int i = 0; vars && i < n; i++) {
+        instance *in = vars[i].insts;
         while (in) {
             instance *nx = in->next;
             free(in);
             in = nx;
         }
     }
-    free(ep->vars);
+    free(vars);
+}
+
+static void free_endpoint(fendpoint *ep)
+{
+    if (!ep)
+        return;
+    free_vars(ep->vars, ep->rec.n_variants);
     kn_endpoint_rec_deinit(&ep->rec);
+    if (ep->has_next) {
+        free_vars(ep->next_vars, ep->next_rec.n_variants);
+        kn_endpoint_rec_deinit(&ep->next_rec);
+    }
     free(ep);
+}
+
+static fvariant *make_vars(kn_fleet *f, kn_endpoint_rec *rec)
+{
+    fvariant *vars = calloc((size_t)(rec->n_variants > 0 ? rec->n_variants : 1), sizeof *vars);
+    if (!vars)
+        return NULL;
+    for (int i = 0; i < rec->n_variants; i++) {
+        vars[i].rec = &rec->variants[i];
+        vars[i].threads = threads_for(vars[i].rec->instance_type);
+        vars[i].startup_timeout_s = vars[i].rec->startup_health_timeout_s > 0
+                                        ? (unsigned)vars[i].rec->startup_health_timeout_s
+                                        : f->p.startup_timeout_s;
+    }
+    return vars;
 }
 
 /* Builds the in-memory endpoint for a stored record (takes it over). */
 static kn_status make_endpoint(kn_fleet *f, kn_endpoint_rec *rec, fendpoint **out, kn_err *e)
 {
     fendpoint *ep = calloc(1, sizeof *ep);
-    fvariant *vars = rec->n_variants ? calloc((size_t)rec->n_variants, sizeof *vars) : NULL;
-    if (!ep || (rec->n_variants && !vars)) {
-        free(ep);
-        free(vars);
+    if (!ep)
         return kn_err_set(e, KN_NOMEM, "out of memory");
-    }
     ep->rec = *rec;
     memset(rec, 0, sizeof *rec);
-    ep->vars = vars;
-    for (int i = 0; i < ep->rec.n_variants; i++) {
-        vars[i].rec = &ep->rec.variants[i];
-        vars[i].threads = threads_for(vars[i].rec->instance_type);
-        vars[i].startup_timeout_s = vars[i].rec->startup_health_timeout_s > 0
-                                        ? (unsigned)vars[i].rec->startup_health_timeout_s
-                                        : f->p.startup_timeout_s;
+    ep->vars = make_vars(f, &ep->rec);
+    if (!ep->vars) {
+        *rec = ep->rec;
+        free(ep);
+        return kn_err_set(e, KN_NOMEM, "out of memory");
     }
     char base[PATH_MAX];
     snprintf(base, sizeof base, "%.3000s/instances", kn_platform_data_dir(f->platform));
@@ -414,18 +455,18 @@ static void remove_dir_files(const char *dir, bool and_dir)
 
 /* ------------------------------------------------------------ supervisor */
 
-static bool starting_phase(const fendpoint *ep)
+static bool status_is(const fendpoint *ep, const char *s)
 {
-    const char *s = ep->rec.status;
-    return strcmp(s, "Creating") == 0 || strcmp(s, "SystemUpdating") == 0 ||
-           strcmp(s, "Updating") == 0;
+    return strcmp(ep->rec.status, s) == 0;
 }
 
-/* Reaps exited instances of one endpoint and reacts (f->mu held). */
-static void reap(kn_fleet *f, fendpoint *ep)
+/* Reaps exited instances of a variant set (f->mu held). An instance that
+ * exits before answering /ping is a failed start: it is reported in `oc`
+ * (the first one's reason) and its variant backs off before the next try. */
+static void reap_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n, outcome *oc)
 {
-    for (int vi = 0; vi < ep->rec.n_variants; vi++) {
-        fvariant *v = &ep->vars[vi];
+    for (int vi = 0; vars && vi < n; vi++) {
+        fvariant *v = &vars[vi];
         for (instance **pp = &v->insts; *pp;) {
             instance *in = *pp;
             if (in->state != INST_DEAD) {
@@ -434,21 +475,23 @@ static void reap(kn_fleet *f, fendpoint *ep)
                 if (r == in->pid || (r < 0 && errno == ECHILD)) {
                     inst_state was = in->state;
                     in->state = INST_DEAD;
-                    char reason[1100];
-                    last_log_line(in->log_file, reason, sizeof reason);
                     if (was == INST_STARTING && !ep->deleting) {
-                        v->failures++;
+                        char reason[1100];
+                        if (in->timeout_reason[0])
+                            snprintf(reason, sizeof reason, "%s", in->timeout_reason);
+                        else
+                            last_log_line(in->log_file, reason, sizeof reason);
                         if (!reason[0])
                             snprintf(reason, sizeof reason,
                                      "the instance exited before answering /ping");
+                        v->failures++;
+                        unsigned shift = v->failures < 6 ? (unsigned)v->failures : 6;
+                        v->next_spawn_ns = real_ns() + (500000000ull << shift);
                         kn_log(KN_LOG_WARN, "endpoint %s: instance %d failed to start: %s",
                                ep->rec.name, in->id, reason);
-                        if (starting_phase(ep)) {
-                            set_status(f, ep, "Failed", reason);
-                            stop_all(ep);
-                        } else {
-                            unsigned shift = v->failures < 6 ? (unsigned)v->failures : 6;
-                            v->next_spawn_ns = real_ns() + (500000000ull << shift);
+                        if (!oc->start_failed) {
+                            oc->start_failed = true;
+                            snprintf(oc->reason, sizeof oc->reason, "%s", reason);
                         }
                     } else if (was == INST_READY && !ep->deleting) {
                         kn_log(KN_LOG_WARN, "endpoint %s: instance %d (pid %ld) exited; "
@@ -492,13 +535,16 @@ static int ready_port(const char *path)
     return port;
 }
 
-/* Pings starting and suspect instances; may drop and retake f->mu. */
-static void check_health(kn_fleet *f, fendpoint *ep)
+/* Pings starting and suspect instances; may drop and retake f->mu (only
+ * this thread frees instances, so the pointers stay valid). An instance
+ * silent past its start-up time is killed and, once reaped, counts as a
+ * failed start. */
+static void health_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n)
 {
-    for (int vi = 0; vi < ep->rec.n_variants; vi++) {
-        fvariant *v = &ep->vars[vi];
+    for (int vi = 0; vars && vi < n; vi++) {
+        fvariant *v = &vars[vi];
         for (instance *in = v->insts; in; in = in->next) {
-            if (in->state == INST_STARTING && !in->pinging) {
+            if (in->state == INST_STARTING && !in->pinging && !in->timeout_reason[0]) {
                 int port = ready_port(in->ready_file);
                 if (port) {
                     in->pinging = true;
@@ -518,20 +564,10 @@ static void check_health(kn_fleet *f, fendpoint *ep)
                 }
                 if (in->state == INST_STARTING &&
                     real_ns() - in->started_ns > (uint64_t)v->startup_timeout_s * 1000000000ull) {
-                    char reason[256];
-                    snprintf(reason, sizeof reason,
+                    snprintf(in->timeout_reason, sizeof in->timeout_reason,
                              "the instance did not answer /ping within %u seconds",
                              v->startup_timeout_s);
-                    kn_log(KN_LOG_WARN, "endpoint %s: instance %d: %s", ep->rec.name, in->id,
-                           reason);
                     kill(in->pid, SIGKILL);
-                    in->state = INST_STOPPING;
-                    in->stop_sent_ns = real_ns();
-                    v->failures++;
-                    if (starting_phase(ep)) {
-                        set_status(f, ep, "Failed", reason);
-                        stop_all(ep);
-                    }
                 }
             } else if (in->state == INST_READY && in->broken && !in->pinging) {
                 in->pinging = true;
@@ -563,23 +599,107 @@ static int count_state(const fvariant *v, bool ready_only)
     return n;
 }
 
+/* Starts missing instances and stops surplus idle ones (scale-in drains:
+ * an instance with requests in flight is left until it is idle). */
+static void spawn_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n, int index_base)
+{
+    uint64_t now = real_ns();
+    for (int vi = 0; vi < n; vi++) {
+        fvariant *v = &vars[vi];
+        int live = count_state(v, false);
+        while (live < v->rec->desired_count && now >= v->next_spawn_ns && !f->stopping) {
+            int before = live;
+            spawn(f, ep, v, index_base + vi);
+            live = count_state(v, false);
+            if (live == before)
+                break;
+        }
+        for (instance *in = v->insts; in && live > v->rec->desired_count; in = in->next)
+            if (in->state == INST_STARTING || (in->state == INST_READY && in->outstanding == 0)) {
+                stop_instance(in);
+                live--;
+            }
+    }
+}
+
+/* Every variant has its desired count ready; `exact`: and nothing more is
+ * running or stopping (a capacity update is only done when it is). */
+static bool vars_settled(const fvariant *vars, int n, bool exact)
+{
+    for (int i = 0; i < n; i++) {
+        int ready = count_state(&vars[i], true);
+        if (ready < vars[i].rec->desired_count)
+            return false;
+        if (exact) {
+            if (ready != vars[i].rec->desired_count)
+                return false;
+            for (const instance *in = vars[i].insts; in; in = in->next)
+                if (in->state == INST_STOPPING || in->state == INST_STARTING)
+                    return false;
+        }
+    }
+    return true;
+}
+
+static void persist(kn_fleet *f, fendpoint *ep)
+{
+    kn_err e;
+    if (kn_registry_endpoint_set_variants(f->reg, &ep->rec, &e))
+        kn_log(KN_LOG_ERROR, "endpoint %s: cannot record its variants: %s", ep->rec.name,
+               e.msg);
+}
+
+/* Moves a variant set into a ghost endpoint that stops its instances and
+ * frees them once reaped and idle (requests in flight finish first). */
+static void retire(kn_fleet *f, fendpoint *ep, kn_endpoint_rec *rec, fvariant *vars)
+{
+    fendpoint *g = calloc(1, sizeof *g);
+    if (!g) { /* cannot keep them apart: stop them now and wait here */
+        stop_vars(vars, rec->n_variants);
+        for (int i = 0; i < rec->n_variants; i++)
+            for (instance *in = vars[i].insts; in; in = in->next)
+                if (in->state != INST_DEAD)
+                    waitpid(in->pid, NULL, 0);
+        free_vars(vars, rec->n_variants);
+        kn_endpoint_rec_deinit(rec);
+        return;
+    }
+    g->rec = *rec;
+    memset(rec, 0, sizeof *rec);
+    g->vars = vars;
+    for (int i = 0; i < g->rec.n_variants; i++)
+        g->vars[i].rec = &g->rec.variants[i];
+    g->deleting = g->ghost = true;
+    snprintf(g->dir, sizeof g->dir, "%s", ep->dir);
+    stop_all(g);
+    g->next = f->eps;
+    f->eps = g;
+}
+
 static void tick(kn_fleet *f)
 {
     for (fendpoint **pp = &f->eps; *pp;) {
         fendpoint *ep = *pp;
-        reap(f, ep);
+        outcome oc = {0}, oc_next = {0};
+        reap_vars(f, ep, ep->vars, ep->rec.n_variants, &oc);
+        if (ep->has_next)
+            reap_vars(f, ep, ep->next_vars, ep->next_rec.n_variants, &oc_next);
         if (ep->deleting) {
             stop_all(ep);
             bool any = false;
             for (int i = 0; i < ep->rec.n_variants; i++)
                 any = any || ep->vars[i].insts != NULL;
+            for (int i = 0; ep->has_next && i < ep->next_rec.n_variants; i++)
+                any = any || ep->next_vars[i].insts != NULL;
             if (!any) {
-                kn_err e;
-                if (kn_registry_endpoint_delete(f->reg, ep->rec.name, &e) &&
-                    e.code != KN_NOT_FOUND)
-                    kn_log(KN_LOG_ERROR, "endpoint %s: %s", ep->rec.name, e.msg);
-                kn_log(KN_LOG_INFO, "endpoint %s: deleted", ep->rec.name);
-                remove_dir_files(ep->dir, true);
+                if (!ep->ghost) {
+                    kn_err e;
+                    if (kn_registry_endpoint_delete(f->reg, ep->rec.name, &e) &&
+                        e.code != KN_NOT_FOUND)
+                        kn_log(KN_LOG_ERROR, "endpoint %s: %s", ep->rec.name, e.msg);
+                    kn_log(KN_LOG_INFO, "endpoint %s: deleted", ep->rec.name);
+                    remove_dir_files(ep->dir, true);
+                }
                 *pp = ep->next;
                 free_endpoint(ep);
                 continue;
@@ -587,36 +707,67 @@ static void tick(kn_fleet *f)
             pp = &ep->next;
             continue;
         }
-        if (strcmp(ep->rec.status, "Failed") != 0) {
-            uint64_t now = real_ns();
-            for (int vi = 0; vi < ep->rec.n_variants; vi++) {
-                fvariant *v = &ep->vars[vi];
-                int live = count_state(v, false);
-                while (live < v->rec->desired_count && now >= v->next_spawn_ns &&
-                       !f->stopping) {
-                    int before = live;
-                    spawn(f, ep, v, vi);
-                    live = count_state(v, false);
-                    if (live == before)
-                        break;
-                }
-                /* scale-in: stop surplus instances once they are idle */
-                for (instance *in = v->insts; in && live > v->rec->desired_count;
-                     in = in->next)
-                    if ((in->state == INST_STARTING ||
-                         (in->state == INST_READY && in->outstanding == 0))) {
-                        stop_instance(in);
-                        live--;
-                    }
+        if (status_is(ep, "Failed")) {
+            pp = &ep->next;
+            continue;
+        }
+        /* a start that fails while the endpoint is coming up fails it */
+        if (oc.start_failed && (status_is(ep, "Creating") || status_is(ep, "SystemUpdating"))) {
+            set_status(f, ep, "Failed", oc.reason);
+            stop_all(ep);
+            pp = &ep->next;
+            continue;
+        }
+        /* a failed update rolls back to what was serving */
+        if (oc_next.start_failed && ep->has_next) {
+            kn_log(KN_LOG_WARN, "endpoint %s: update failed (%s); rolling back", ep->rec.name,
+                   oc_next.reason);
+            ep->has_next = false;
+            retire(f, ep, &ep->next_rec, ep->next_vars);
+            ep->next_vars = NULL;
+            set_status(f, ep, "RollingBack", NULL);
+            set_status(f, ep, "InService", NULL);
+            persist(f, ep);
+        }
+        if (oc.start_failed && ep->has_prev && status_is(ep, "Updating")) {
+            kn_log(KN_LOG_WARN, "endpoint %s: capacity update failed (%s); rolling back",
+                   ep->rec.name, oc.reason);
+            for (int i = 0; i < ep->rec.n_variants; i++) {
+                ep->rec.variants[i].desired_count = ep->vars[i].prev_count;
+                ep->rec.variants[i].desired_weight = ep->vars[i].prev_weight;
             }
-            check_health(f, ep);
-            if (starting_phase(ep) && strcmp(ep->rec.status, "Failed") != 0) {
-                bool all = true;
-                for (int vi = 0; vi < ep->rec.n_variants; vi++)
-                    all = all && count_state(&ep->vars[vi], true) >= ep->vars[vi].rec->desired_count;
-                if (all)
-                    set_status(f, ep, "InService", NULL);
-            }
+            ep->has_prev = false;
+            set_status(f, ep, "RollingBack", NULL);
+            set_status(f, ep, "InService", NULL);
+            persist(f, ep);
+        }
+        spawn_vars(f, ep, ep->vars, ep->rec.n_variants, 0);
+        if (ep->has_next)
+            spawn_vars(f, ep, ep->next_vars, ep->next_rec.n_variants, 100);
+        health_vars(f, ep, ep->vars, ep->rec.n_variants);
+        if (ep->has_next)
+            health_vars(f, ep, ep->next_vars, ep->next_rec.n_variants);
+
+        if (ep->has_next && vars_settled(ep->next_vars, ep->next_rec.n_variants, false)) {
+            /* the new configuration is up: switch traffic, retire the old one */
+            kn_endpoint_rec old = ep->rec;
+            fvariant *old_vars = ep->vars;
+            ep->rec = ep->next_rec;
+            ep->vars = ep->next_vars;
+            memset(&ep->next_rec, 0, sizeof ep->next_rec);
+            ep->next_vars = NULL;
+            ep->has_next = false;
+            retire(f, ep, &old, old_vars);
+            set_status(f, ep, "InService", NULL);
+            pthread_cond_broadcast(&f->changed);
+        } else if (!ep->has_next &&
+                   (status_is(ep, "Creating") || status_is(ep, "SystemUpdating")) &&
+                   vars_settled(ep->vars, ep->rec.n_variants, false)) {
+            set_status(f, ep, "InService", NULL);
+        } else if (!ep->has_next && status_is(ep, "Updating") &&
+                   vars_settled(ep->vars, ep->rec.n_variants, true)) {
+            ep->has_prev = false;
+            set_status(f, ep, "InService", NULL);
         }
         pp = &ep->next;
     }
@@ -743,22 +894,26 @@ void kn_fleet_stop(kn_fleet *f)
     for (;;) {
         bool any = false;
         for (fendpoint *ep = f->eps; ep; ep = ep->next)
-            for (int i = 0; i < ep->rec.n_variants; i++)
-                for (instance *in = ep->vars[i].insts; in; in = in->next) {
-                    if (in->state == INST_DEAD)
-                        continue;
-                    int st;
-                    pid_t r = waitpid(in->pid, &st, WNOHANG);
-                    if (r == in->pid || (r < 0 && errno == ECHILD)) {
-                        in->state = INST_DEAD;
-                        unlink(in->ready_file);
-                        unlink(in->log_file);
-                    } else {
-                        if (real_ns() > until)
-                            kill(in->pid, SIGKILL);
-                        any = true;
+            for (int set = 0; set < 2; set++) {
+                fvariant *vars = set ? ep->next_vars : ep->vars;
+                int n = set ? (ep->has_next ? ep->next_rec.n_variants : 0) : ep->rec.n_variants;
+                for (int i = 0; vars && i < n; i++)
+                    for (instance *in = vars[i].insts; in; in = in->next) {
+                        if (in->state == INST_DEAD)
+                            continue;
+                        int st;
+                        pid_t r = waitpid(in->pid, &st, WNOHANG);
+                        if (r == in->pid || (r < 0 && errno == ECHILD)) {
+                            in->state = INST_DEAD;
+                            unlink(in->ready_file);
+                            unlink(in->log_file);
+                        } else {
+                            if (real_ns() > until)
+                                kill(in->pid, SIGKILL);
+                            any = true;
+                        }
                     }
-                }
+            }
         if (!any)
             break;
         pthread_mutex_unlock(&f->mu);
@@ -784,7 +939,7 @@ void kn_fleet_stop(kn_fleet *f)
 static fendpoint *find(kn_fleet *f, const char *name)
 {
     for (fendpoint *ep = f->eps; ep; ep = ep->next)
-        if (strcasecmp(ep->rec.name, name) == 0)
+        if (!ep->ghost && strcasecmp(ep->rec.name, name) == 0)
             return ep;
     return NULL;
 }
@@ -827,12 +982,14 @@ kn_status kn_fleet_endpoint_describe(kn_fleet *f, const char *name, kn_endpoint_
     pthread_mutex_lock(&f->mu);
     kn_status s = kn_registry_endpoint_get(f->reg, name, out, e);
     fendpoint *ep = s ? NULL : find(f, name);
-    if (ep) {
-        for (int i = 0; i < out->n_variants && i < ep->rec.n_variants; i++) {
-            out->variants[i].current_count = count_state(&ep->vars[i], true);
-            out->variants[i].current_weight = ep->rec.variants[i].desired_weight;
-        }
-    }
+    /* the stored variants are the desired ones; current figures come from
+     * the variants serving now (the old configuration during an update) */
+    for (int i = 0; ep && i < out->n_variants; i++)
+        for (int j = 0; j < ep->rec.n_variants; j++)
+            if (strcmp(out->variants[i].variant_name, ep->rec.variants[j].variant_name) == 0) {
+                out->variants[i].current_count = count_state(&ep->vars[j], true);
+                out->variants[i].current_weight = ep->rec.variants[j].desired_weight;
+            }
     pthread_mutex_unlock(&f->mu);
     return s;
 }
@@ -852,6 +1009,96 @@ kn_status kn_fleet_endpoint_delete(kn_fleet *f, const char *name, kn_err *e)
         stop_all(ep);
         pthread_cond_broadcast(&f->changed);
     }
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+static kn_status in_progress(kn_fleet *f, const char *name, kn_err *e)
+{
+    char arn[512];
+    kn_registry_arn(f->reg, "sagemaker", "endpoint", name, arn, sizeof arn);
+    return kn_err_set(e, KN_INVALID, "Cannot update in-progress endpoint \"%s\".", arn);
+}
+
+kn_status kn_fleet_endpoint_update(kn_fleet *f, const char *name, const char *config_name,
+                                   kn_err *e)
+{
+    pthread_mutex_lock(&f->mu);
+    fendpoint *ep = find(f, name);
+    kn_status s = KN_OK;
+    if (!ep) {
+        char arn[512];
+        kn_registry_arn(f->reg, "sagemaker", "endpoint", name, arn, sizeof arn);
+        s = kn_err_set(e, KN_NOT_FOUND, "Could not find endpoint \"%s\".", arn);
+    } else if (ep->deleting || !status_is(ep, "InService")) {
+        s = in_progress(f, ep->rec.name, e);
+    } else {
+        kn_endpoint_rec rec;
+        if (!(s = kn_registry_endpoint_update_config(f->reg, ep->rec.name, config_name, &rec,
+                                                     e))) {
+            ep->next_rec = rec;
+            ep->next_vars = make_vars(f, &ep->next_rec);
+            if (!ep->next_vars) {
+                kn_endpoint_rec_deinit(&ep->next_rec);
+                persist(f, ep);
+                s = kn_err_set(e, KN_NOMEM, "out of memory");
+            } else {
+                ep->has_next = true;
+                set_status(f, ep, "Updating", NULL);
+                pthread_cond_broadcast(&f->changed);
+            }
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+kn_status kn_fleet_endpoint_update_capacity(kn_fleet *f, const char *name,
+                                            const kn_variant_capacity *caps, int n, kn_err *e)
+{
+    pthread_mutex_lock(&f->mu);
+    fendpoint *ep = find(f, name);
+    kn_status s = KN_OK;
+    if (!ep) {
+        char arn[512];
+        kn_registry_arn(f->reg, "sagemaker", "endpoint", name, arn, sizeof arn);
+        s = kn_err_set(e, KN_NOT_FOUND, "Could not find endpoint \"%s\".", arn);
+        goto out;
+    }
+    if (ep->deleting || !status_is(ep, "InService")) {
+        s = in_progress(f, ep->rec.name, e);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        bool found = false;
+        for (int j = 0; j < ep->rec.n_variants; j++)
+            found = found || strcmp(caps[i].variant_name, ep->rec.variants[j].variant_name) == 0;
+        if (!found) {
+            s = kn_err_set(e, KN_INVALID,
+                           "The variant name \"%s\" is not present in endpoint \"%s\".",
+                           caps[i].variant_name, ep->rec.name);
+            goto out;
+        }
+    }
+    for (int j = 0; j < ep->rec.n_variants; j++) {
+        ep->vars[j].prev_count = ep->rec.variants[j].desired_count;
+        ep->vars[j].prev_weight = ep->rec.variants[j].desired_weight;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < ep->rec.n_variants; j++)
+            if (strcmp(caps[i].variant_name, ep->rec.variants[j].variant_name) == 0) {
+                if (caps[i].has_count)
+                    ep->rec.variants[j].desired_count = caps[i].count;
+                if (caps[i].has_weight)
+                    ep->rec.variants[j].desired_weight = caps[i].weight;
+                ep->vars[j].failures = 0;
+                ep->vars[j].next_spawn_ns = 0;
+            }
+    ep->has_prev = true;
+    set_status(f, ep, "Updating", NULL);
+    persist(f, ep);
+    pthread_cond_broadcast(&f->changed);
+out:
     pthread_mutex_unlock(&f->mu);
     return s;
 }

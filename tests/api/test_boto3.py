@@ -14,7 +14,12 @@ on a free loopback port, in a fresh data dir:
     (InvalidSignatureException), a malformed Authorization header, a body
     over 6 MiB (413);
   - kill -9 of one instance while requests are flowing: every request
-    succeeds (retried on the other instance) and the instance is replaced.
+    succeeds (retried on the other instance) and the instance is replaced;
+  - UpdateEndpointWeightsAndCapacities: Updating -> InService at 3, then at 1
+    instance (surplus processes stopped), a second update while Updating is
+    refused; UpdateEndpoint to another configuration while requests flow (no
+    request fails, traffic ends on the new variant); an update whose model
+    does not load rolls back to the serving configuration.
 """
 import http.client
 import http.server
@@ -286,6 +291,93 @@ def run(d, port, jpeg, img_port, boto3, bconfig, ClientError, WaiterError):
         time.sleep(0.1)
     check("instance replaced", replaced, now)
     check("still InService", r["EndpointStatus"] == "InService", r["EndpointStatus"])
+
+    # capacity updates: scale out to 3, then in to 1 (drained), weights only
+    def settle(want_status="InService"):
+        for _ in range(1200):
+            r = sm.describe_endpoint(EndpointName="dog-ep")
+            if r["EndpointStatus"] == want_status:
+                return r
+            time.sleep(0.05)
+        return r
+
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="dog-ep",
+        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 3}])
+    r = sm.describe_endpoint(EndpointName="dog-ep")
+    check("scale-out: Updating", r["EndpointStatus"] == "Updating", r["EndpointStatus"])
+    e = err(sm.update_endpoint_weights_and_capacities, EndpointName="dog-ep",
+            DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic",
+                                          "DesiredInstanceCount": 2}])
+    check("update while Updating refused", e and e["Error"]["Code"] == "ValidationException" and
+          "Cannot update in-progress endpoint" in e["Error"]["Message"], e and e["Error"])
+    r = settle()
+    v = r["ProductionVariants"][0]
+    check("scale-out: 3 instances", v["CurrentInstanceCount"] == 3 and
+          v["DesiredInstanceCount"] == 3, v)
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="dog-ep",
+        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 1,
+                                      "DesiredWeight": 2.0}])
+    r = settle()
+    v = r["ProductionVariants"][0]
+    check("scale-in: 1 instance", v["CurrentInstanceCount"] == 1 and
+          v["DesiredInstanceCount"] == 1 and v["DesiredWeight"] == 2.0, v)
+    live = subprocess.run(["pgrep", "-f", "--", f"--ready-file {d}/data/instances/dog-ep/"],
+                          capture_output=True, text=True).stdout.split()
+    check("scale-in: surplus processes stopped", len(live) == 1, live)
+    e = err(sm.update_endpoint_weights_and_capacities, EndpointName="dog-ep",
+            DesiredWeightsAndCapacities=[{"VariantName": "Nope", "DesiredInstanceCount": 1}])
+    check("unknown variant", e and e["Error"]["Code"] == "ValidationException", e)
+
+    # UpdateEndpoint to another configuration while requests flow: none fails
+    sm.create_endpoint_config(
+        EndpointConfigName="blue-cfg",
+        ProductionVariants=[{"VariantName": "Blue", "ModelName": "dog",
+                             "InitialInstanceCount": 2, "InstanceType": "ml.t2.medium"}])
+    stop = threading.Event()
+    results = []
+
+    def flow():
+        while not stop.is_set():
+            try:
+                r = rt.invoke_endpoint(EndpointName="dog-ep", ContentType="image/jpeg",
+                                       Body=jpeg)
+                results.append(r["InvokedProductionVariant"])
+            except ClientError as e:
+                results.append("error: " + str(e.response["Error"]))
+    t = threading.Thread(target=flow)
+    t.start()
+    sm.update_endpoint(EndpointName="dog-ep", EndpointConfigName="blue-cfg")
+    r = settle()
+    time.sleep(0.3)
+    stop.set()
+    t.join()
+    check("update: new config", r["EndpointConfigName"] == "blue-cfg" and
+          [(v["VariantName"], v["CurrentInstanceCount"]) for v in r["ProductionVariants"]] ==
+          [("Blue", 2)], r)
+    check("update: no failed request", results and
+          not [x for x in results if x.startswith("error")], set(results))
+    check("update: traffic moved to the new variant", results and results[-1] == "Blue",
+          results[-3:])
+    # an update whose model does not load rolls back
+    os.makedirs(f"{d}/broken", exist_ok=True)
+    with open(f"{d}/broken/model.json", "w") as fp:
+        fp.write('{"arch": "resnet18", "num_classes": 5}')
+    sm.create_model(ModelName="broken", ExecutionRoleArn=role,
+                    PrimaryContainer={"ModelDataUrl": f"{d}/broken"})
+    sm.create_endpoint_config(
+        EndpointConfigName="broken-cfg",
+        ProductionVariants=[{"VariantName": "Bad", "ModelName": "broken",
+                             "InitialInstanceCount": 1, "InstanceType": "ml.t2.medium"}])
+    sm.update_endpoint(EndpointName="dog-ep", EndpointConfigName="broken-cfg")
+    time.sleep(0.1)
+    r = settle()
+    check("failed update rolled back", r["EndpointConfigName"] == "blue-cfg" and
+          r["ProductionVariants"][0]["VariantName"] == "Blue" and
+          r["ProductionVariants"][0]["CurrentInstanceCount"] == 2, r)
+    r = rt.invoke_endpoint(EndpointName="dog-ep", ContentType="image/jpeg", Body=jpeg)
+    check("serving after the rollback", r["InvokedProductionVariant"] == "Blue")
 
     sm.delete_endpoint(EndpointName="dog-ep")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="dog-ep",
