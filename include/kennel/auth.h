@@ -1,5 +1,8 @@
-/* kennel auth: AWS Signature Version 4 — parsing, verifying and making
- * signatures of HTTP requests, as the AWS CLI, boto3 and the SDKs send them.
+/* kennel auth: who is calling and what they may do.
+ *
+ * AWS Signature Version 4 — parsing, verifying and making signatures of HTTP
+ * requests, as the AWS CLI, boto3 and the SDKs send them — and IAM policy
+ * documents with their evaluation (second half of this header).
  *
  * A request is given as received: method, the raw path (still
  * percent-encoded, without the query), the raw query string, every header
@@ -109,6 +112,96 @@ KN_API kn_status kn_auth_sign(const kn_auth_request *r, const char *access_key,
 /* The AWS error name of a failure for a protocol family, and its HTTP status. */
 KN_API const char *kn_auth_fail_code(kn_auth_fail f, kn_auth_proto p);
 KN_API int kn_auth_fail_http(kn_auth_fail f, kn_auth_proto p);
+
+/* ==== IAM policies ==========================================================
+ *
+ * A policy document is parsed once (kn_policy_parse) into statements and
+ * evaluated per request. Grammar: Version ("2012-10-17" or "2008-10-17";
+ * policy variables such as ${aws:username} only in the former), optional Id,
+ * Statement (an object or a non-empty array). A statement: optional Sid
+ * (letters and digits), Effect Allow|Deny, exactly one of Action/NotAction,
+ * exactly one of Resource/NotResource (identity policies) — resource and
+ * trust policies also need exactly one of Principal/NotPrincipal — and an
+ * optional Condition. Every list may be a string or an array of strings.
+ *
+ * Matching: actions "service:Name" case-insensitively with * and ?;
+ * resources per ARN segment (arn:partition:service:region:account:resource,
+ * the resource part may hold ':' and '/'), case-sensitively, * and ? inside
+ * a segment. Conditions: String{Equals,NotEquals,EqualsIgnoreCase,
+ * NotEqualsIgnoreCase,Like,NotLike}, Numeric{Equals,NotEquals,LessThan,
+ * LessThanEquals,GreaterThan,GreaterThanEquals}, Date{...the same six...}
+ * (ISO 8601 or epoch seconds), Bool, BinaryEquals, IpAddress/NotIpAddress
+ * (CIDR, IPv4 and IPv6), Arn{Equals,Like,NotEquals,NotLike}, Null; each but
+ * Null with an IfExists form; ForAnyValue: / ForAllValues: set qualifiers.
+ * Operators and keys AND together, values of one key OR (negated operators:
+ * none may match). A missing key fails a condition, except under negated
+ * operators, IfExists and ForAllValues, which it passes.
+ *
+ * Evaluation over all policies that apply: an explicit Deny wins, else an
+ * Allow, else the implicit deny; the decision names the policy and
+ * statement that decided. Parsed policies are immutable and may be shared
+ * between threads. */
+
+typedef enum kn_policy_kind {
+    KN_POLICY_IDENTITY, /* attached to a user or role: no Principal */
+    KN_POLICY_RESOURCE  /* trust policy of a role, resource policy: Principal */
+} kn_policy_kind;
+
+typedef struct kn_policy kn_policy;
+
+#define KN_POLICY_MAX_BYTES (128u << 10)
+
+/* Parses a policy document. KN_BAD_FORMAT (AWS: MalformedPolicyDocument)
+ * with a one-line message naming the statement and element at fault,
+ * KN_TOO_LARGE over KN_POLICY_MAX_BYTES. Free with kn_policy_free. */
+KN_API kn_status kn_policy_parse(const char *json, size_t len, kn_policy_kind kind,
+                                 kn_policy **out, kn_err *e);
+KN_API void kn_policy_free(kn_policy *p);
+KN_API int kn_policy_statements(const kn_policy *p);
+
+/* A condition key of the request and its values (one for single-valued keys). */
+typedef struct kn_policy_key {
+    const char *name;           /* "aws:SourceIp"; compared case-insensitively */
+    const char *const *values;
+    size_t n_values;
+} kn_policy_key;
+
+typedef struct kn_policy_request {
+    const char *action;         /* "sagemaker:InvokeEndpoint" */
+    const char *resource;       /* ARN, or "*" for actions without one */
+    const char *principal;      /* caller's ARN ("arn:aws:iam::123456789012:user/alice") */
+    const char *principal_service; /* "lambda.amazonaws.com" when a service calls, else NULL */
+    const kn_policy_key *keys;  /* condition context */
+    size_t n_keys;
+} kn_policy_request;
+
+typedef enum kn_policy_effect {
+    KN_POLICY_IMPLICIT_DENY,
+    KN_POLICY_ALLOW,
+    KN_POLICY_EXPLICIT_DENY
+} kn_policy_effect;
+
+typedef struct kn_policy_decision {
+    kn_policy_effect effect;
+    int policy;     /* index in the evaluated set, -1 for the implicit deny */
+    int statement;  /* index in that policy's statements, -1 likewise */
+    char sid[129];  /* that statement's Sid, "" when it has none */
+} kn_policy_decision;
+
+/* Evaluates r against every policy in ps (NULL entries are skipped). */
+KN_API void kn_policy_evaluate(const kn_policy *const *ps, size_t n, const kn_policy_request *r,
+                               kn_policy_decision *d);
+
+/* The wildcard match used for actions (fold = true) and resource segments:
+ * '*' any run, '?' one character. Exposed for tests. */
+KN_API bool kn_policy_glob(const char *pattern, const char *text, bool fold);
+
+/* AWS's AccessDenied message for a denied decision:
+ * "User: <principal> is not authorized to perform: <action> on resource:
+ * <resource> because no identity-based policy allows the <action> action"
+ * (or "... with an explicit deny in an identity-based policy"). */
+KN_API void kn_policy_denied_message(const kn_policy_request *r, const kn_policy_decision *d,
+                                     char *out, size_t n);
 
 #ifdef __cplusplus
 }
