@@ -57,7 +57,9 @@ typedef struct kn_serve_params {
     int port;                    /* 8080; 0 = any free port (see kn_serve_port) */
     int max_batch;               /* images per forward pass (8) */
     uint64_t max_wait_us;        /* how long the first queued image waits for
-                                    company before its batch runs (2000) */
+                                    company before its batch runs (2000); it
+                                    waits only while other requests are being
+                                    received or decoded */
     int threads;                 /* compute threads (2) */
     kn_nn_backend backend;       /* KN_NN_DNNL (default) or KN_NN_REF */
     size_t max_body;             /* request body limit, bytes (6 MiB = 6291456) */

@@ -4,12 +4,15 @@
  *
  * Policy: the batch starts when max_batch images are queued, or when the
  * oldest queued image has waited max_wait (measured from its arrival, so an
- * image that queued while a batch was running does not wait again), or at
- * once while stopping. A request's images may be split across batches; they
+ * image that queued while a batch was running does not wait again), or when
+ * no other request is on its way (announced with kn__batcher_expect: being
+ * received, fetched or decoded) — waiting is only worth it for company that
+ * is coming, so a lone request does not pay max_wait — or at once while
+ * stopping. A request's images may be split across batches; they
  * stay in order.
  *
- * Invariants: the queue and every queued job's `taken`/`remaining` are
- * guarded by mu. A job is owned by its connection thread, which waits on
+ * Invariants: the queue, `coming`, and every queued job's `taken`/`remaining`
+ * are guarded by mu. A job is owned by its connection thread, which waits on
  * job->done until remaining == 0, so the batching thread may use the job
  * until it has decremented its last image. Inputs are copied into the
  * batch buffer and outputs out of it without the lock: those regions of a
@@ -133,7 +136,7 @@ static void *batch_main(void *arg)
         if (!b->head)
             break; /* stopping and nothing left */
         uint64_t deadline = b->head->t_enq + b->max_wait_ns;
-        while (b->queued < b->max_batch && !b->stop) {
+        while (b->queued < b->max_batch && b->coming > 0 && !b->stop) {
             if (kn_now_ns() >= deadline)
                 break;
             struct timespec ts;
@@ -190,7 +193,22 @@ kn_status kn__batcher_start(kn__batcher *b, bool warmup_all, kn_err *e)
     return rc;
 }
 
-kn_status kn__batcher_run(kn__batcher *b, kn__job *job)
+void kn__batcher_expect(kn__batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->coming++;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void kn__batcher_unexpect(kn__batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    if (--b->coming == 0)
+        pthread_cond_signal(&b->wake); /* a partial batch need not wait */
+    pthread_mutex_unlock(&b->mu);
+}
+
+kn_status kn__batcher_run(kn__batcher *b, kn__job *job, bool expected)
 {
     job->taken = 0;
     job->remaining = job->n;
@@ -199,6 +217,8 @@ kn_status kn__batcher_run(kn__batcher *b, kn__job *job)
     job->next = NULL;
     pthread_cond_init(&job->done, NULL);
     pthread_mutex_lock(&b->mu);
+    if (expected)
+        b->coming--;
     if (b->stop || !b->started) {
         pthread_mutex_unlock(&b->mu);
         pthread_cond_destroy(&job->done);

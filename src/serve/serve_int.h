@@ -176,6 +176,7 @@ typedef struct kn__batcher {
     pthread_cond_t ready;  /* start() waits here for the warm-up */
     kn__job *head, *tail;
     int queued;            /* images queued and not yet taken */
+    int coming;            /* requests expected and not yet queued */
     bool inited, stop, started, warm;
     kn_status warm_rc;
     kn_err warm_err;
@@ -195,10 +196,17 @@ kn_status kn__batcher_init(kn__batcher *b, kn_nn_exec *x, int max_batch, uint64_
 /* Starts the thread; it first runs batch size max_batch (and with warmup_all
  * every size 1..max_batch) once, and this returns when that is done. */
 kn_status kn__batcher_start(kn__batcher *b, bool warmup_all, kn_err *e);
-/* Queues job's images and blocks until all have rows. KN_TIMEOUT-free: the
- * batching thread always answers; KN_IO when the batcher is stopping, the
- * executor's status (message in job->msg) when the forward pass failed. */
-kn_status kn__batcher_run(kn__batcher *b, kn__job *job);
+/* Announces a request that will queue images soon (it is being received,
+ * fetched or decoded): while any is announced, a partial batch waits for
+ * company (at most max_wait); with none, it runs at once. Each expect is
+ * matched by one kn__batcher_unexpect or one kn__batcher_run(.., true). */
+void kn__batcher_expect(kn__batcher *b);
+void kn__batcher_unexpect(kn__batcher *b);
+/* Queues job's images and blocks until all have rows; `expected` ends the
+ * caller's kn__batcher_expect. KN_TIMEOUT-free: the batching thread always
+ * answers; KN_IO when the batcher is stopping, the executor's status
+ * (message in job->msg) when the forward pass failed. */
+kn_status kn__batcher_run(kn__batcher *b, kn__job *job, bool expected);
 /* Lets the thread finish what is queued, then joins it. Idempotent. */
 void kn__batcher_stop(kn__batcher *b);
 void kn__batcher_deinit(kn__batcher *b);

@@ -144,6 +144,7 @@ typedef struct req {
     kn__fmt fmt;
     bool too_large, nomem;
     bool counted;      /* in metrics.inflight (an admitted /invocations) */
+    bool expected;     /* announced to the batcher (kn__batcher_expect) */
     bool held;         /* `early` is the answer; the body is read and dropped */
     reply early;
     size_t discarded;
@@ -347,7 +348,8 @@ static void h_invocations(kn_serve *s, req *r, reply *out)
     job.n = n;
     job.in = in;
     job.out = rows;
-    kn_status rc = kn__batcher_run(&s->batcher, &job);
+    r->expected = false;
+    kn_status rc = kn__batcher_run(&s->batcher, &job, true);
     if (rc == KN_IO) {
         kn__serr_set(&err, KN__SERR_UNAVAILABLE, "%s", job.msg);
         goto out;
@@ -458,6 +460,8 @@ static void req_free(kn_serve *s, req *r)
         return;
     if (r->counted)
         atomic_fetch_sub(&s->metrics.inflight, 1);
+    if (r->expected)
+        kn__batcher_unexpect(&s->batcher);
     kn_buf_deinit(&r->body);
     free(r->early.body);
     free(r);
@@ -531,6 +535,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->counted = true;
         if (!admit(s, c, r, &out))
             return answer(s, c, r, &out, con_cls);
+        kn__batcher_expect(&s->batcher);
+        r->expected = true;
         *con_cls = r;
         return MHD_YES;
     }
@@ -549,12 +555,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             r->nomem = !r->too_large;
             r->discarded = r->body.len + n;
             kn_buf_deinit(&r->body);
+            if (r->expected) { /* it will not queue anything */
+                kn__batcher_unexpect(&s->batcher);
+                r->expected = false;
+            }
         }
         return MHD_YES;
     }
     if (r->held)
         return send_reply(s, c, &r->early);
     h_invocations(s, r, &out);
+    if (r->expected) { /* refused before queueing */
+        kn__batcher_unexpect(&s->batcher);
+        r->expected = false;
+    }
     uint64_t dt = kn_now_ns() - r->t0;
     atomic_fetch_add_explicit(&s->metrics.request_ns, dt, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->metrics.request_count, 1, memory_order_relaxed);

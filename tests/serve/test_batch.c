@@ -4,8 +4,13 @@
  *     split across forward passes and passes mix jobs; every job gets exactly
  *     the rows its images give one at a time, in order;
  *   - the batch-size histogram adds up to the images queued;
+ *   - a partial batch waits for company only while a request is announced
+ *     as coming (kn__batcher_expect): a lone job runs at once, and a job
+ *     waiting for an announced request runs when that one withdraws;
  *   - stopping runs what is queued without waiting out max_wait,
- *     and a job queued after the stop is refused with KN_IO. */
+ *     and a job queued after the stop is refused with KN_IO.
+ * Where a job must not wait, max_wait is an hour: a batcher that waited
+ * would hang the test until CTest's timeout, so nothing here is timed. */
 #include "serve_int.h"
 #include "kn_test.h"
 
@@ -56,6 +61,7 @@ static void *work(void *arg)
     int pick[6];
     for (int j = 0; j < JOBS; j++) {
         int n = 1 + (w->id + j) % 6;
+        kn__batcher_expect(w->b); /* as a connection does from the headers on */
         for (int i = 0; i < n; i++) {
             pick[i] = (w->id * 7 + j * 3 + i * 5) % POOL;
             memcpy(in + i * PER_IN, pool_in[pick[i]], sizeof pool_in[0]);
@@ -66,7 +72,7 @@ static void *work(void *arg)
         job.n = n;
         job.in = in;
         job.out = out;
-        if (kn__batcher_run(w->b, &job) != KN_OK) {
+        if (kn__batcher_run(w->b, &job, true) != KN_OK) {
             w->bad_rc++;
             continue;
         }
@@ -154,7 +160,7 @@ static void *run_one(void *arg)
     job.n = 1;
     job.in = o->in;
     job.out = o->out;
-    o->rc = kn__batcher_run(o->b, &job);
+    o->rc = kn__batcher_run(o->b, &job, false);
     return NULL;
 }
 
@@ -169,10 +175,11 @@ static void test_stop(void)
     kn__metrics m;
     KN_REQUIRE(kn__metrics_init(&m, 4) == KN_OK);
     kn__batcher b;
-    /* one image would wait an hour for company: only the stop can run it (a
-     * batcher that ignored the stop would hang here until CTest's timeout) */
+    /* one image would wait an hour for an announced request that never comes:
+     * only the stop can run it */
     KN_REQUIRE(kn__batcher_init(&b, x, 4, 3600000000000ull, PER_IN, CLASSES, &m, &e) == KN_OK);
     KN_REQUIRE(kn__batcher_start(&b, false, &e) == KN_OK);
+    kn__batcher_expect(&b);
     one_job o = {.b = &b};
     memcpy(o.in, pool_in[3], sizeof o.in);
     pthread_t th;
@@ -190,7 +197,76 @@ static void test_stop(void)
     one_job late = {.b = &b};
     run_one(&late);
     KN_CHECK_INT(late.rc, KN_IO);
+    kn__batcher_unexpect(&b);
     kn__batcher_stop(&b); /* idempotent */
+    kn__batcher_deinit(&b);
+    kn__metrics_deinit(&m);
+    kn_nn_exec_free(x);
+    kn_nn_graph_free(g);
+}
+
+static void test_wait_only_for_coming(void)
+{
+    kn_nn_graph *g = tiny_graph();
+    KN_REQUIRE(g);
+    kn_nn_exec *x = make_exec(g, 4);
+    KN_REQUIRE(x);
+    kn_err e;
+    kn_err_clear(&e);
+    kn__metrics m;
+    KN_REQUIRE(kn__metrics_init(&m, 4) == KN_OK);
+    kn__batcher b;
+    KN_REQUIRE(kn__batcher_init(&b, x, 4, 3600000000000ull, PER_IN, CLASSES, &m, &e) == KN_OK);
+    KN_REQUIRE(kn__batcher_start(&b, false, &e) == KN_OK);
+
+    /* nobody is coming: a lone image runs at once */
+    one_job o = {.b = &b};
+    memcpy(o.in, pool_in[5], sizeof o.in);
+    run_one(&o);
+    KN_CHECK_INT(o.rc, KN_OK);
+    KN_CHECK(kn_test_max_abs_diff(o.out, pool_out[5], CLASSES) <= 1e-6);
+
+    /* a request is announced: the queued image waits for it, and runs once
+     * it withdraws (a refused request, say) */
+    kn__batcher_expect(&b);
+    one_job o2 = {.b = &b};
+    memcpy(o2.in, pool_in[6], sizeof o2.in);
+    pthread_t th;
+    KN_REQUIRE(pthread_create(&th, NULL, run_one, &o2) == 0);
+    while (atomic_load(&m.queued) != 1) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    kn__batcher_unexpect(&b);
+    pthread_join(th, NULL);
+    KN_CHECK_INT(o2.rc, KN_OK);
+    KN_CHECK(kn_test_max_abs_diff(o2.out, pool_out[6], CLASSES) <= 1e-6);
+
+    /* an announced request that queues joins the waiting one's batch */
+    kn__batcher_expect(&b);
+    kn__batcher_expect(&b);
+    one_job a = {.b = &b}, c = {.b = &b};
+    memcpy(a.in, pool_in[7], sizeof a.in);
+    memcpy(c.in, pool_in[8], sizeof c.in);
+    kn__batcher_unexpect(&b); /* a is queued below as not announced */
+    KN_REQUIRE(pthread_create(&th, NULL, run_one, &a) == 0);
+    while (atomic_load(&m.queued) != 1) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    kn__job job;
+    memset(&job, 0, sizeof job);
+    job.n = 1;
+    job.in = c.in;
+    job.out = c.out;
+    KN_CHECK_INT(kn__batcher_run(&b, &job, true), KN_OK);
+    pthread_join(th, NULL);
+    KN_CHECK_INT(a.rc, KN_OK);
+    KN_CHECK(kn_test_max_abs_diff(a.out, pool_out[7], CLASSES) <= 1e-6);
+    KN_CHECK(kn_test_max_abs_diff(c.out, pool_out[8], CLASSES) <= 1e-6);
+    KN_CHECK_INT(atomic_load(&m.batches[1]), 2);
+    KN_CHECK_INT(atomic_load(&m.batches[2]), 1);
+
     kn__batcher_deinit(&b);
     kn__metrics_deinit(&m);
     kn_nn_exec_free(x);
@@ -200,6 +276,7 @@ static void test_stop(void)
 int main(void)
 {
     KN_RUN(test_concurrent_jobs);
+    KN_RUN(test_wait_only_for_coming);
     KN_RUN(test_stop);
     return kn_test_finish();
 }
