@@ -111,6 +111,12 @@ struct kn_policy {
 
 /* ---- matching primitives ------------------------------------------------- */
 
+/* ASCII case folding: names and actions are ASCII; no locale lookups. */
+static inline char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c;
+}
+
 static bool glob_n(const char *p, const char *pe, const char *t, const char *te, bool fold)
 {
     /* Iterative with one backtrack point: linear-ish, no recursion depth. */
@@ -119,9 +125,7 @@ static bool glob_n(const char *p, const char *pe, const char *t, const char *te,
         if (p < pe && *p == '*') {
             star = p++;
             mark = t;
-        } else if (p < pe && (*p == '?' || (fold ? tolower((unsigned char)*p) ==
-                                                       tolower((unsigned char)*t)
-                                                 : *p == *t))) {
+        } else if (p < pe && (*p == '?' || *p == *t || (fold && lower(*p) == lower(*t)))) {
             p++;
             t++;
         } else if (star) {

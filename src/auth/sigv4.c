@@ -621,7 +621,8 @@ kn_status kn_auth_canonical(const kn_auth_request *r, const kn_auth_sig *s, kn_b
 static void signature(const kn_auth_sig *s, const char *secret, const kn_buf *sts, char out[65])
 {
     size_t sl = strlen(secret);
-    char *k = malloc(sl + 5);
+    char stack[256];
+    char *k = sl + 5 <= sizeof stack ? stack : malloc(sl + 5);
     uint8_t a[32], b[32];
     if (!k) {
         out[0] = 0;
@@ -637,7 +638,8 @@ static void signature(const kn_auth_sig *s, const char *secret, const kn_buf *st
     hex(a, 32, out);
     OPENSSL_cleanse(k, sl + 4);
     OPENSSL_cleanse(b, sizeof b);
-    free(k);
+    if (k != stack)
+        free(k);
 }
 
 kn_status kn_auth_verify(const kn_auth_request *r, const kn_auth_sig *s, const char *secret,
