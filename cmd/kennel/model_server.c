@@ -49,6 +49,7 @@ static void usage(FILE *f)
             "  --max-images N          images in one request (default 64)\n"
             "  --max-pixels N          refuse images declaring more pixels (default 64M)\n"
             "  --url-max-bytes SIZE    limit per fetched URL (default 16MiB)\n"
+            "  --url-max-total SIZE    limit for all URLs of one request (default 64MiB)\n"
             "  --url-timeout-ms N      time for a request's URL fetches (default 10000)\n"
             "  --url-max-redirects N   redirects followed (default 3)\n"
             "  --allow-url-schemes L   comma-separated: http, https, file\n"
@@ -163,7 +164,7 @@ int kn_cli_model_server(int argc, char **argv)
 {
     enum {
         O_ARCH = 256, O_HIDDEN, O_LABELS, O_LISTEN, O_PORT, O_MAX_BATCH, O_MAX_WAIT, O_THREADS,
-        O_BACKEND, O_MAX_BODY, O_MAX_IMAGES, O_MAX_PIXELS, O_URL_BYTES, O_URL_TIMEOUT,
+        O_BACKEND, O_MAX_BODY, O_MAX_IMAGES, O_MAX_PIXELS, O_URL_BYTES, O_URL_TOTAL, O_URL_TIMEOUT,
         O_URL_REDIRS, O_SCHEMES, O_MAX_CONN, O_IDLE, O_DRAIN, O_NO_WARMUP, O_READY,
     };
     static const struct option opts[] = {
@@ -181,6 +182,7 @@ int kn_cli_model_server(int argc, char **argv)
         {"max-images", required_argument, NULL, O_MAX_IMAGES},
         {"max-pixels", required_argument, NULL, O_MAX_PIXELS},
         {"url-max-bytes", required_argument, NULL, O_URL_BYTES},
+        {"url-max-total", required_argument, NULL, O_URL_TOTAL},
         {"url-timeout-ms", required_argument, NULL, O_URL_TIMEOUT},
         {"url-max-redirects", required_argument, NULL, O_URL_REDIRS},
         {"allow-url-schemes", required_argument, NULL, O_SCHEMES},
@@ -270,6 +272,11 @@ int kn_cli_model_server(int argc, char **argv)
             if (!parse_size(optarg, &sz) || sz < 1 || sz > ((uint64_t)1 << 32))
                 BAD("--url-max-bytes '%s' is not a size in [1, 4GiB]", optarg);
             p.url_max_bytes = (size_t)sz;
+            break;
+        case O_URL_TOTAL:
+            if (!parse_size(optarg, &sz) || sz < 1 || sz > ((uint64_t)1 << 34))
+                BAD("--url-max-total '%s' is not a size in [1, 16GiB]", optarg);
+            p.url_max_total = (size_t)sz;
             break;
         case O_URL_TIMEOUT:
             if (!parse_long(optarg, 1, 3600000, &v))

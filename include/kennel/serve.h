@@ -66,6 +66,9 @@ typedef struct kn_serve_params {
     int max_images;              /* images in one request (64) */
     uint64_t max_pixels;         /* per decoded image (64 Mpx) */
     size_t url_max_bytes;        /* per fetched URL (16 MiB) */
+    size_t url_max_total;        /* all URLs of one request together (64 MiB):
+                                    max_images x url_max_bytes would let one
+                                    request hold a gigabyte */
     long url_timeout_ms;         /* whole fetch of one request's URLs (10000) */
     int url_max_redirects;       /* 3 */
     const char *url_schemes;     /* comma-separated allow list ("http,https");

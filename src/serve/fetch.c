@@ -3,7 +3,8 @@
  * Every bound comes from kn__fetch_params: allowed schemes (checked when the
  * URL is parsed and again by libcurl for the transfer and every redirect;
  * "file" is never followed through a redirect), a byte limit per URL (from
- * Content-Length before the body and while it arrives), one deadline for all
+ * Content-Length before the body and while it arrives) and one for all URLs
+ * of a request together (while they arrive), one deadline for all
  * URLs of a request (they are fetched in parallel with a multi handle) and a
  * redirect limit. libcurl's error codes become messages in one place,
  * fetch_error(). Thread-safe: each call has its own handles; curl_global_init
@@ -82,6 +83,9 @@ kn__serr_code kn__url_check(const char *url, const char *schemes, kn__serr *e)
 
 typedef struct fetch {
     int item;
+    size_t *total;         /* bytes received by all transfers of the request */
+    size_t max_total;
+    bool over_total;       /* this transfer crossed max_total */
     CURL *h;
     CURLU *u;
     kn_buf buf;
@@ -95,6 +99,11 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
 {
     fetch *f = ud;
     size_t n = size * nmemb;
+    if (n > f->max_total - *f->total) {
+        f->over_total = true;
+        return 0;
+    }
+    *f->total += n; /* one thread: the multi handle runs every callback here */
     kn_status rc = kn_buf_append(&f->buf, p, n);
     if (rc) {
         f->buf_rc = rc;
@@ -114,6 +123,10 @@ static kn__serr_code fetch_error(const kn__fetch_params *p, const fetch *f, cons
                             shown, p->timeout_ms);
     if (f->buf_rc == KN_NOMEM)
         return kn__serr_set(e, KN__SERR_INTERNAL, "%s%s: out of memory", w, shown);
+    if (f->over_total)
+        return kn__serr_set(e, KN__SERR_FETCH_FAILED,
+                            "%s%s: the request's images are larger than the %zu-byte limit "
+                            "together", w, shown, p->max_total);
     if (f->buf_rc == KN_TOO_LARGE || f->res == CURLE_FILESIZE_EXCEEDED)
         return kn__serr_set(e, KN__SERR_FETCH_FAILED,
                             "%s%s: the image is larger than the %zu-byte limit", w, shown,
@@ -184,12 +197,15 @@ kn__serr_code kn__fetch_all(const kn__fetch_params *p, kn__items *items, kn__ser
 
     kn__serr_code rc = KN__SERR_NONE;
     CURLM *m = NULL;
+    size_t total = 0;
     fetch *f = calloc((size_t)n, sizeof *f);
     if (!f)
         return kn__serr_set(e, KN__SERR_INTERNAL, "out of memory");
     for (int i = 0, k = 0; i < items->n; i++)
         if (items->v[i].kind == KN__ITEM_URL) {
             f[k].item = i;
+            f[k].total = &total;
+            f[k].max_total = p->max_total;
             kn_buf_init(&f[k].buf, p->max_bytes);
             k++;
         }

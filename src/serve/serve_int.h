@@ -112,6 +112,7 @@ kn__serr_code kn__b64_decode(const char *s, size_t n, uint8_t **out, size_t *out
 typedef struct kn__fetch_params {
     const char *schemes;   /* comma-separated allow list, lower case */
     size_t max_bytes;      /* per URL */
+    size_t max_total;      /* all URLs of one request together */
     long timeout_ms;       /* for all URLs of one request together */
     int max_redirects;
 } kn__fetch_params;

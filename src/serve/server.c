@@ -62,6 +62,7 @@ kn_serve_params kn_serve_default_params(void)
     p.max_images = 64;
     p.max_pixels = (uint64_t)64 << 20;
     p.url_max_bytes = (size_t)16 << 20;
+    p.url_max_total = (size_t)64 << 20;
     p.url_timeout_ms = 10000;
     p.url_max_redirects = 3;
     p.url_schemes = "http,https";
@@ -325,6 +326,7 @@ static void h_invocations(kn_serve *s, req *r, reply *out)
         kn_buf_deinit(&r->body); /* the items own what they need */
         kn__fetch_params fp = {.schemes = s->p.url_schemes,
                                .max_bytes = s->p.url_max_bytes,
+                               .max_total = s->p.url_max_total,
                                .timeout_ms = s->p.url_timeout_ms,
                                .max_redirects = s->p.url_max_redirects};
         if (kn__fetch_all(&fp, &items, &err))
@@ -617,6 +619,9 @@ static kn_status check_params(const kn_serve_params *p, kn_err *e)
     if (p->url_max_bytes < 1 || p->url_max_bytes > ((size_t)1 << 32))
         return kn_err_set(e, KN_INVALID, "URL byte limit %zu is not in [1, 4 GiB]",
                           p->url_max_bytes);
+    if (p->url_max_total < 1 || p->url_max_total > ((size_t)1 << 34))
+        return kn_err_set(e, KN_INVALID, "URL total byte limit %zu is not in [1, 16 GiB]",
+                          p->url_max_total);
     if (p->url_timeout_ms < 1 || p->url_timeout_ms > 3600000)
         return kn_err_set(e, KN_INVALID, "URL timeout %ld ms is not in [1, 3600000]",
                           p->url_timeout_ms);

@@ -2,8 +2,8 @@
  * fetch.c): Content-Type and Accept negotiation, base64 in every accepted
  * variant and every refusal (with the offset it names), JSON bodies and their
  * errors (which field, which list item), message cleaning, the status table,
- * URL checks against the scheme allow list, and bounded fetches through
- * libcurl from file:// URLs and a closed loopback port. */
+ * URL checks against the scheme allow list, and bounded fetches (per URL and
+ * per request) through libcurl from file:// URLs and a closed loopback port. */
 #include "serve_int.h"
 #include "kn_test.h"
 
@@ -358,8 +358,8 @@ static void test_fetch(void)
     snprintf(urlb, sizeof urlb, "file://%s", b);
     snprintf(urlmissing, sizeof urlmissing, "file://%s/missing.bin", tmpdir);
 
-    kn__fetch_params fp = {.schemes = "file", .max_bytes = 4096, .timeout_ms = 10000,
-                           .max_redirects = 3};
+    kn__fetch_params fp = {.schemes = "file", .max_bytes = 4096, .max_total = 1 << 20,
+                           .timeout_ms = 10000, .max_redirects = 3};
     /* bytes items pass through; URL items become their bytes, in order */
     kn__items it = {0};
     it.n = 3;
@@ -432,6 +432,26 @@ static void test_fetch(void)
     KN_CHECK_INT(kn__fetch_all(&fp, &two, &e2), KN__SERR_FETCH_FAILED);
     KN_CHECK_CONTAINS(e2.msg, "[1] ");
     kn__items_free(&two);
+
+    /* each URL within its limit, together over the request's */
+    kn__items pair = {0};
+    pair.n = 2;
+    pair.list = true;
+    pair.v = calloc(2, sizeof *pair.v);
+    KN_REQUIRE(pair.v);
+    pair.v[0].kind = pair.v[1].kind = KN__ITEM_URL;
+    pair.v[0].url = strdup(urla);
+    pair.v[1].url = strdup(urla);
+    kn__fetch_params tight = fp;
+    tight.max_total = 5000;
+    kn__serr e3 = {0};
+    KN_CHECK_INT(kn__fetch_all(&tight, &pair, &e3), KN__SERR_FETCH_FAILED);
+    KN_CHECK_CONTAINS(e3.msg, "larger than the 5000-byte limit together");
+    KN_CHECK_INT(pair.v[0].kind, KN__ITEM_URL);
+    tight.max_total = 6000;
+    KN_CHECK_INT(kn__fetch_all(&tight, &pair, &e3), KN__SERR_NONE);
+    KN_CHECK_INT(pair.v[0].len + pair.v[1].len, 6000);
+    kn__items_free(&pair);
 
     unlink(a);
     unlink(b);

@@ -14,8 +14,8 @@ random`; the server answers:
     batched together) give the same rows as single requests;
   - Accept text/csv;
   - errors: 415, 400 (undecodable image, bad JSON, bad base64, URL not
-    allowed, fetch failures: 404, over the URL byte limit, timeout, redirect to
-    file:), 413 over 6 MiB (announced, with and without Expect: 100-continue,
+    allowed, fetch failures: 404, over the URL byte limit, over the request's
+    byte limit together, timeout, redirect to file:), 413 over 6 MiB (announced, with and without Expect: 100-continue,
     and chunked) but not at exactly 6 MiB, 404, 405, 406, pixel limit;
   - SIGTERM while a request is in flight: the request completes, a new
     request on a kept-alive connection gets 503, the process exits 0.
@@ -271,6 +271,8 @@ def run(tmp, servers):
     pngs = [k for k in imgs if k.endswith(".png")]
     with open(os.path.join(tmp, "big.bin"), "wb") as f:
         f.write(bytes(2 * 1024 * 1024))
+    with open(os.path.join(tmp, "mid.bin"), "wb") as f:
+        f.write(bytes(600 * 1024))
     with open(os.path.join(tmp, "notes.txt"), "w") as f:
         f.write("these are not pixels\n")
 
@@ -288,7 +290,8 @@ def run(tmp, servers):
     files_srv = start_file_server(tmp)
     fport = files_srv.server_address[1]
     srv = Server(tmp, "pkg", pkg, "--max-batch", "4", "--max-wait-us", "50000", "--threads", "2",
-                 "--url-max-bytes", "1MiB", "--url-timeout-ms", "5000")
+                 "--url-max-bytes", "1MiB", "--url-max-total", "1MiB",
+                 "--url-timeout-ms", "5000")
     servers.append(srv)
     port = srv.port
     sent = {}  # status -> responses this test received from /invocations and others
@@ -418,6 +421,9 @@ def run(tmp, servers):
         400, "FetchFailed", "404")
     err("400 URL over the byte limit", invoke(port, json.dumps({"url": f"{u}/big.bin"}),
                                               "application/json"), 400, "FetchFailed", "limit")
+    err("400 URLs over the request's byte limit together",
+        invoke(port, json.dumps([{"url": f"{u}/mid.bin"}, {"url": f"{u}/mid.bin"}]), "application/json"),
+        400, "FetchFailed", "together")
     err("400 URL redirect to file:", invoke(port, json.dumps({"url": f"{u}/to-file"}),
                                             "application/json"), 400, "FetchFailed")
     err("400 URL timeout", invoke(port, json.dumps({"url": f"{u}/slow"}), "application/json"),
