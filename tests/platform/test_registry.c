@@ -2,7 +2,8 @@
  * create/get/delete/list of models and endpoint configurations, name
  * uniqueness ignoring case, ARNs, keyset pagination in both orders and both
  * sort keys, token tampering, the data-dir lock, reopening (migrations run
- * once, rows survive), model data URL resolution, and the clock (rate,
+ * once, rows survive), endpoints (snapshots, status, updates, desired
+ * state, list filters), model data URL resolution, and the clock (rate,
  * manual advance, condition waits in clock time). */
 #include "kn_test.h"
 #include "platform_int.h"
@@ -289,6 +290,131 @@ static void test_endpoint_configs(void)
     kn_clock_free(c);
 }
 
+/* endpoints: created from a configuration (snapshot of its variants with
+ * the model paths), survive the configuration's deletion, status changes,
+ * updates to another configuration, desired counts, list filters */
+static void test_endpoints(void)
+{
+    kn_clock *c = manual_clock(1700000000);
+    kn_registry *r = open_reg(":memory:", c);
+    KN_REQUIRE(r);
+    kn_err e;
+    kn_model_rec m = model("dog", "/models/dog");
+    m.container_json = (char *)"{\"Image\":\"img:1\",\"ModelDataUrl\":\"/models/dog\"}";
+    KN_CHECK_INT(kn_registry_model_create(r, &m, &e), KN_OK);
+    free(m.arn);
+    kn_variant_rec v = {.variant_name = "AllTraffic", .model_name = "dog",
+                        .instance_type = "ml.m5.large", .initial_instance_count = 2,
+                        .initial_variant_weight = 1.0, .startup_health_timeout_s = 120};
+    kn_endpoint_config_rec cfg = {.name = "cfg", .variants = &v, .n_variants = 1};
+    KN_CHECK_INT(kn_registry_endpoint_config_create(r, &cfg, &e), KN_OK);
+    free(cfg.arn);
+
+    kn_endpoint_rec ep;
+    KN_CHECK_INT(kn_registry_endpoint_create(r, "ep", "nope", NULL, &ep, &e), KN_NOT_FOUND);
+    KN_CHECK_CONTAINS(e.msg, "endpoint-config/nope");
+    KN_CHECK_INT(kn_registry_endpoint_get(r, "ep", &ep, &e), KN_NOT_FOUND); /* rolled back */
+    KN_CHECK_STR(e.msg, "Could not find endpoint \"arn:aws:sagemaker:us-east-1:123456789012:endpoint/ep\".");
+    KN_CHECK_INT(kn_registry_endpoint_create(r, "Ep", "CFG", "[]", &ep, &e), KN_OK);
+    KN_CHECK_STR(ep.status, "Creating");
+    KN_CHECK_STR(ep.arn, "arn:aws:sagemaker:us-east-1:123456789012:endpoint/ep");
+    KN_CHECK_INT(ep.n_variants, 1);
+    if (ep.n_variants == 1) {
+        KN_CHECK_STR(ep.variants[0].model_data_path, "/models/dog");
+        KN_CHECK_STR(ep.variants[0].image, "img:1");
+        KN_CHECK_INT(ep.variants[0].desired_count, 2);
+        KN_CHECK_INT(ep.variants[0].startup_health_timeout_s, 120);
+    }
+    kn_endpoint_rec_deinit(&ep);
+    KN_CHECK_INT(kn_registry_endpoint_create(r, "EP", "cfg", NULL, &ep, &e), KN_EXISTS);
+
+    /* the configuration and the model can go; the endpoint keeps its snapshot */
+    KN_CHECK_INT(kn_registry_endpoint_config_delete(r, "cfg", &e), KN_OK);
+    KN_CHECK_INT(kn_registry_model_delete(r, "dog", &e), KN_OK);
+    kn_clock_advance(c, 5000000000ull);
+    KN_CHECK_INT(kn_registry_endpoint_set_status(r, "ep", "Failed", "it broke", &e), KN_OK);
+    KN_CHECK_INT(kn_registry_endpoint_get(r, "ep", &ep, &e), KN_OK);
+    KN_CHECK_STR(ep.status, "Failed");
+    KN_CHECK_STR(ep.failure_reason, "it broke");
+    KN_CHECK_STR(ep.config_name, "CFG");
+    KN_CHECK_NEAR(ep.last_modified_time - ep.creation_time, 5, 1e-6);
+    KN_CHECK_INT(ep.n_variants, 1);
+
+    /* desired state written back */
+    free(ep.status);
+    ep.status = strdup("InService");
+    free(ep.failure_reason);
+    ep.failure_reason = NULL;
+    ep.variants[0].desired_count = 3;
+    ep.variants[0].desired_weight = 0.25;
+    KN_CHECK_INT(kn_registry_endpoint_set_variants(r, &ep, &e), KN_OK);
+    kn_endpoint_rec_deinit(&ep);
+    KN_CHECK_INT(kn_registry_endpoint_get(r, "ep", &ep, &e), KN_OK);
+    KN_CHECK_STR(ep.status, "InService");
+    KN_CHECK(ep.failure_reason == NULL);
+    KN_CHECK_INT(ep.variants[0].desired_count, 3);
+    KN_CHECK_NEAR(ep.variants[0].desired_weight, 0.25, 0);
+    kn_endpoint_rec_deinit(&ep);
+
+    /* update to another configuration: a missing model leaves everything as it was */
+    kn_variant_rec v2[2] = {
+        {.variant_name = "Blue", .model_name = "cat", .instance_type = "ml.t2.medium",
+         .initial_instance_count = 1, .initial_variant_weight = 1.0},
+        {.variant_name = "Green", .model_name = "cat", .instance_type = "ml.t2.medium",
+         .initial_instance_count = 4, .initial_variant_weight = 3.0}};
+    m = model("cat", "/models/cat");
+    KN_CHECK_INT(kn_registry_model_create(r, &m, &e), KN_OK);
+    free(m.arn);
+    kn_endpoint_config_rec cfg2 = {.name = "cfg2", .variants = v2, .n_variants = 2};
+    KN_CHECK_INT(kn_registry_endpoint_config_create(r, &cfg2, &e), KN_OK);
+    free(cfg2.arn);
+    KN_CHECK_INT(kn_registry_model_delete(r, "cat", &e), KN_OK);
+    KN_CHECK_INT(kn_registry_endpoint_update_config(r, "ep", "cfg2", &ep, &e), KN_NOT_FOUND);
+    KN_CHECK_CONTAINS(e.msg, "model/cat");
+    KN_CHECK_INT(kn_registry_endpoint_get(r, "ep", &ep, &e), KN_OK);
+    KN_CHECK_STR(ep.config_name, "CFG");
+    KN_CHECK_INT(ep.n_variants, 1);
+    kn_endpoint_rec_deinit(&ep);
+    m = model("cat", "/models/cat");
+    KN_CHECK_INT(kn_registry_model_create(r, &m, &e), KN_OK);
+    free(m.arn);
+    KN_CHECK_INT(kn_registry_endpoint_update_config(r, "ep", "cfg2", &ep, &e), KN_OK);
+    KN_CHECK_STR(ep.status, "Updating");
+    KN_CHECK_STR(ep.config_name, "cfg2");
+    KN_CHECK_INT(ep.n_variants, 2);
+    if (ep.n_variants == 2) {
+        KN_CHECK_STR(ep.variants[1].variant_name, "Green");
+        KN_CHECK_INT(ep.variants[1].desired_count, 4);
+        KN_CHECK_STR(ep.variants[1].model_data_path, "/models/cat");
+        KN_CHECK(ep.variants[1].image == NULL);
+    }
+    kn_endpoint_rec_deinit(&ep);
+
+    /* list with a status filter */
+    m = model("m2", "/p");
+    KN_CHECK_INT(kn_registry_model_create(r, &m, &e), KN_OK);
+    free(m.arn);
+    KN_CHECK_INT(kn_registry_endpoint_create(r, "other", "cfg2", NULL, &ep, &e), KN_OK);
+    kn_endpoint_rec_deinit(&ep);
+    kn_endpoint_page page;
+    kn_list_params q = kn_list_default_params();
+    KN_CHECK_INT(kn_registry_endpoint_list(r, &q, &page, &e), KN_OK);
+    KN_CHECK_INT(page.n, 2);
+    kn_endpoint_page_deinit(&page);
+    q.status_equals = "Creating";
+    KN_CHECK_INT(kn_registry_endpoint_list(r, &q, &page, &e), KN_OK);
+    KN_CHECK_INT(page.n, 1);
+    if (page.n == 1)
+        KN_CHECK_STR(page.items[0].name, "other");
+    kn_endpoint_page_deinit(&page);
+
+    KN_CHECK_INT(kn_registry_endpoint_delete(r, "EP", &e), KN_OK);
+    KN_CHECK_INT(kn_registry_endpoint_delete(r, "ep", &e), KN_NOT_FOUND);
+    KN_CHECK_INT(kn_registry_endpoint_set_status(r, "ep", "InService", NULL, &e), KN_NOT_FOUND);
+    kn_registry_close(r);
+    kn_clock_free(c);
+}
+
 /* a second open of the same data dir is refused naming the holder; rows and
  * the account survive a reopen; a non-database file is refused */
 static void test_platform_dir(void)
@@ -460,6 +586,7 @@ int main(void)
     KN_RUN(test_models);
     KN_RUN(test_pagination);
     KN_RUN(test_endpoint_configs);
+    KN_RUN(test_endpoints);
     KN_RUN(test_platform_dir);
     KN_RUN(test_clock);
     rm_rf(tmpdir);
