@@ -1,0 +1,142 @@
+/* kennel tune: hyperparameter search spaces and the strategies that pick
+ * trials from them — Random, Grid, Bayesian and Hyperband, with
+ * SageMaker's ParameterRanges and their scaling types.
+ *
+ * A space is parsed from the `ParameterRanges` object of
+ * CreateHyperParameterTuningJob (Min/MaxValue are strings there, as AWS
+ * has them). Every parameter maps to one coordinate in [0, 1]:
+ *   Linear              v = min + u (max - min)
+ *   Logarithmic         log v uniform between log min and log max (min > 0)
+ *   ReverseLogarithmic  log (1 - v) uniform (continuous, 0 <= min < max < 1):
+ *                       fine steps near 1, for momentum-like values
+ *   Auto                Logarithmic when min > 0 and max / min >= 100,
+ *                       else Linear (so the reference project's learning
+ *                       rate 0.001..0.1 is searched in log space)
+ * Integers round to the nearest integer of the scaled value; categoricals
+ * take the value at floor(u * n).
+ *
+ * A tuner is an ask/tell loop driven by the tuning-job runner:
+ *   kn_tuner_ask   the next trial to start (its coordinates, and for
+ *                  Hyperband the resource — epochs — to train it for), or
+ *                  "wait" when the strategy needs results first, or "done";
+ *   kn_tuner_tell  a trial's objective (or that it failed).
+ * Strategies:
+ *   Random     independent uniform draws (seeded): all trials can run at once.
+ *   Grid       categorical parameters only; every combination exactly once.
+ *   Bayesian   a Gaussian-process surrogate (Matern 5/2 kernel on the unit
+ *              cube, length scale chosen by marginal likelihood) with
+ *              expected improvement, after a few random trials; pending trials
+ *              count as their predicted mean ("constant liar") so parallel
+ *              trials spread out. Sequential model-based search is what needs
+ *              the fewest expensive trials on smooth, low-dimensional
+ *              objectives such as learning rate x batch size.
+ *   Hyperband  asynchronous successive halving: trials start at the minimum
+ *              resource; a finished trial in the top 1/3 of its rung is
+ *              promoted to 3x the resource (a continuation of the same
+ *              configuration); weak trials stop at the rung they reached.
+ * The objective is minimised or maximised; "better" below follows it.
+ * Tuners are not thread-safe: one driver thread asks and tells.
+ */
+#ifndef KENNEL_TUNE_H
+#define KENNEL_TUNE_H
+
+#include "kennel/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KN_TUNE_MAX_PARAMS 30
+#define KN_TUNE_MAX_VALUES 30
+
+typedef enum kn_tune_type { KN_TUNE_CONTINUOUS, KN_TUNE_INTEGER, KN_TUNE_CATEGORICAL } kn_tune_type;
+typedef enum kn_tune_scaling {
+    KN_TUNE_AUTO,
+    KN_TUNE_LINEAR,
+    KN_TUNE_LOG,
+    KN_TUNE_REVLOG
+} kn_tune_scaling;
+
+typedef struct kn_tune_param {
+    char name[257];
+    kn_tune_type type;
+    kn_tune_scaling scaling;  /* as resolved: never AUTO after parsing */
+    double min, max;          /* continuous and integer */
+    char *values[KN_TUNE_MAX_VALUES]; /* categorical */
+    int n_values;
+} kn_tune_param;
+
+typedef struct kn_tune_space {
+    kn_tune_param p[KN_TUNE_MAX_PARAMS];
+    int n;
+} kn_tune_space;
+
+/* Parses a ParameterRanges object ({"ContinuousParameterRanges": [...],
+ * "IntegerParameterRanges": [...], "CategoricalParameterRanges": [...]}).
+ * KN_INVALID (AWS: ValidationException) naming the range and field: bad
+ * numbers, min >= max, log scales with min <= 0, reverse-log outside [0, 1),
+ * empty or over-long categoricals, duplicate names, more than 30 parameters. */
+KN_API kn_status kn_tune_space_parse(const char *json, size_t len, kn_tune_space *out,
+                                     kn_err *e);
+KN_API void kn_tune_space_deinit(kn_tune_space *s);
+
+/* The value of parameter i at coordinate u, as the string a training job
+ * receives ("0.0031622777", "64", "adam"), and as a number (categoricals:
+ * the index). */
+KN_API void kn_tune_space_format(const kn_tune_space *s, int i, double u, char *out, size_t n);
+KN_API double kn_tune_space_value(const kn_tune_space *s, int i, double u);
+
+typedef enum kn_tune_strategy {
+    KN_TUNE_RANDOM,
+    KN_TUNE_GRID,
+    KN_TUNE_BAYESIAN,
+    KN_TUNE_HYPERBAND
+} kn_tune_strategy;
+/* "Random", "Grid", "Bayesian", "Hyperband"; KN_INVALID otherwise. */
+KN_API kn_status kn_tune_strategy_parse(const char *s, kn_tune_strategy *out);
+
+typedef struct kn_tuner_params {
+    kn_tune_strategy strategy;
+    int max_jobs;        /* MaxNumberOfTrainingJobs (Grid: 0 = the grid's size) */
+    int max_parallel;    /* MaxParallelTrainingJobs */
+    bool maximize;       /* objective Type Maximize (default Minimize) */
+    uint64_t seed;       /* RandomSeed */
+    double min_resource; /* Hyperband: MinResource (epochs, default 1) */
+    double max_resource; /* Hyperband: MaxResource (default 27) */
+} kn_tuner_params;
+KN_API kn_tuner_params kn_tuner_default_params(void);
+
+typedef struct kn_tune_trial {
+    int id;                          /* 0, 1, 2, ... in ask order */
+    double u[KN_TUNE_MAX_PARAMS];    /* coordinates, one per parameter */
+    double resource;                 /* Hyperband: epochs to train; else 0 */
+    int continues;                   /* Hyperband: id of the trial this one
+                                        continues (promotion), else -1 */
+    int rung;                        /* Hyperband rung, else 0 */
+} kn_tune_trial;
+
+typedef enum kn_tune_ask { KN_TUNE_TRIAL, KN_TUNE_WAIT, KN_TUNE_DONE } kn_tune_ask;
+
+typedef struct kn_tuner kn_tuner;
+
+/* The space is copied. KN_INVALID for bad parameters (Grid with a
+ * non-categorical parameter or a max_jobs that is not the grid's size,
+ * Hyperband resources out of order). */
+KN_API kn_status kn_tuner_new(const kn_tune_space *s, const kn_tuner_params *p, kn_tuner **out,
+                              kn_err *e);
+KN_API void kn_tuner_free(kn_tuner *t);
+/* The next trial, or WAIT (max_parallel trials running, or Hyperband needs a
+ * rung's results), or DONE (the budget is spent and nothing is running). */
+KN_API kn_tune_ask kn_tuner_ask(kn_tuner *t, kn_tune_trial *out);
+/* A trial's final objective; ok = false for a failed trial (it counts
+ * against the budget and is never promoted). Unknown ids are ignored. */
+KN_API void kn_tuner_tell(kn_tuner *t, int id, double objective, bool ok);
+/* The best finished trial so far (-1 if none) and its objective. */
+KN_API int kn_tuner_best(const kn_tuner *t, double *objective);
+/* Trials started so far (Hyperband promotions included). */
+KN_API int kn_tuner_started(const kn_tuner *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
