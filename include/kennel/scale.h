@@ -1,5 +1,9 @@
-/* kennel scale: target-tracking scaling decisions, as Application Auto
- * Scaling makes them for a SageMaker production variant.
+/* kennel scale: how much capacity may be used — target-tracking scaling
+ * decisions for endpoint variants (first half) and the concurrency pool of
+ * functions (second half).
+ *
+ * Target tracking, as Application Auto Scaling does it for a SageMaker
+ * production variant.
  *
  * A tracker is fed one datapoint per minute — the variant's
  * InvocationsPerInstance for that minute (Sum of invocations over the minute
@@ -100,6 +104,99 @@ KN_API void kn_scale_observe(kn_scale_tracker *t, double now_s, double metric, i
 KN_API const char *kn_scale_reason_code(kn_scale_reason r);
 /* A short human description of the reason ("scale-in cooldown"). */
 KN_API const char *kn_scale_reason_text(kn_scale_reason r);
+
+/* ==== Function concurrency ===================================================
+ *
+ * The account's concurrency pool, as Lambda accounts for it:
+ *
+ *   account limit (1000) = sum of reserved concurrency of the functions that
+ *   reserve + provisioned concurrency of the others + on-demand executions
+ *   of the others; at least min_unreserved (100) must stay unreserved.
+ *
+ * Configuration follows PutFunctionConcurrency and
+ * PutProvisionedConcurrencyConfig with AWS's checks and messages:
+ *   KN_INVALID   InvalidParameterValueException (400): unreserved would drop
+ *                below its minimum; reserved below the function's provisioned
+ *                total; provisioned above reserved; provisioned on $LATEST
+ *   KN_EXISTS    ResourceConflictException (409): another qualifier already
+ *                has provisioned concurrency for that version
+ *   KN_SHAPE     ValidationException: a count below 1 (provisioned) or 0
+ *
+ * An invocation takes a lease (kn_scale_pool_acquire) and gives it back
+ * when it ends:
+ *   1. the version has READY provisioned concurrency with a free slot: the
+ *      lease runs on a provisioned environment;
+ *   2. else, if the function reserves R: on-demand while its on-demand
+ *      executions < R - its provisioned total (a "spillover" when the version
+ *      has provisioned concurrency), else throttled with
+ *      ReservedFunctionConcurrentInvocationLimitExceeded;
+ *   3. else on-demand while the pool has room, else throttled with
+ *      ConcurrentInvocationLimitExceeded.
+ * So with reserved 5 and provisioned 2 on an alias, the alias runs 2 warm
+ * plus 3 on demand and the sixth concurrent call gets 429; $LATEST gets 3.
+ *
+ * A pool is thread-safe: invocations acquire and release from any thread. */
+
+typedef struct kn_scale_pool kn_scale_pool;
+
+typedef struct kn_scale_pool_params {
+    int account_limit;  /* ConcurrentExecutions (1000) */
+    int min_unreserved; /* UnreservedConcurrentExecutions minimum (100) */
+} kn_scale_pool_params;
+KN_API kn_scale_pool_params kn_scale_pool_default_params(void);
+
+KN_API kn_status kn_scale_pool_new(const kn_scale_pool_params *p, kn_scale_pool **out,
+                                   kn_err *e);
+KN_API void kn_scale_pool_free(kn_scale_pool *pool);
+
+/* Reserved concurrency of a function; reserved < 0 removes it
+ * (DeleteFunctionConcurrency). */
+KN_API kn_status kn_scale_pool_set_reserved(kn_scale_pool *pool, const char *fn, int reserved,
+                                            kn_err *e);
+/* Provisioned concurrency for a qualifier (alias or version number) that
+ * resolves to `version`; n = 0 removes it. A new or changed configuration
+ * is IN_PROGRESS until kn_scale_pool_set_ready. */
+KN_API kn_status kn_scale_pool_set_provisioned(kn_scale_pool *pool, const char *fn,
+                                               const char *qualifier, const char *version,
+                                               int n, kn_err *e);
+/* The environments of a configuration are up: READY with `allocated`
+ * (0 = as requested). KN_NOT_FOUND when there is no such configuration. */
+KN_API kn_status kn_scale_pool_set_ready(kn_scale_pool *pool, const char *fn,
+                                         const char *qualifier, int allocated, kn_err *e);
+/* Forgets a function: its reservation and provisioned configurations.
+ * Leases still out are released into nothing. */
+KN_API void kn_scale_pool_remove(kn_scale_pool *pool, const char *fn);
+
+typedef enum kn_scale_throttle {
+    KN_SCALE_THROTTLE_NONE,
+    KN_SCALE_THROTTLE_RESERVED, /* ReservedFunctionConcurrentInvocationLimitExceeded */
+    KN_SCALE_THROTTLE_ACCOUNT   /* ConcurrentInvocationLimitExceeded */
+} kn_scale_throttle;
+KN_API const char *kn_scale_throttle_reason(kn_scale_throttle t);
+
+typedef struct kn_scale_lease {
+    unsigned long long id; /* 0 = no lease */
+    bool provisioned;      /* runs on a provisioned environment */
+    bool spillover;        /* on demand although the version has provisioned concurrency */
+} kn_scale_lease;
+
+/* Takes a lease for an invocation of fn at `version` ("$LATEST", "3");
+ * false with *why set when throttled. */
+KN_API bool kn_scale_pool_acquire(kn_scale_pool *pool, const char *fn, const char *version,
+                                  kn_scale_lease *lease, kn_scale_throttle *why);
+/* Gives a lease back (unknown or repeated ids are ignored). */
+KN_API void kn_scale_pool_release(kn_scale_pool *pool, const kn_scale_lease *lease);
+
+typedef struct kn_scale_fn_stats {
+    int reserved;          /* -1 when the function reserves nothing */
+    int provisioned;       /* requested provisioned concurrency, all qualifiers */
+    int running_provisioned;
+    int running_on_demand;
+} kn_scale_fn_stats;
+KN_API void kn_scale_pool_stats(kn_scale_pool *pool, const char *fn, kn_scale_fn_stats *out);
+/* UnreservedConcurrentExecutions: the limit minus all reservations and the
+ * provisioned concurrency of functions that reserve nothing. */
+KN_API int kn_scale_pool_unreserved(kn_scale_pool *pool);
 
 #ifdef __cplusplus
 }
