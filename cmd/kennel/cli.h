@@ -9,5 +9,6 @@ int kn_cli_dataset(int argc, char **argv);
 int kn_cli_train(int argc, char **argv);
 int kn_cli_model_server(int argc, char **argv);
 int kn_cli_server(int argc, char **argv);
+int kn_cli_iam(int argc, char **argv);
 
 #endif

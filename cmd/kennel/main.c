@@ -30,6 +30,8 @@ static const struct command {
     {"model-server", "--model PATH [--port N]",
      "serve one model (SageMaker inference container contract)", kn_cli_model_server},
     {"server", "[--data-dir DIR] [--listen ADDR]", "run the kennel daemon", kn_cli_server},
+    {"iam", "lint|simulate ...", "check IAM policies: findings, or one request's decision",
+     kn_cli_iam},
     {"version", "", "print the version", cmd_version},
     {"help", "[COMMAND]", "show help", cmd_help},
 };

@@ -203,6 +203,32 @@ KN_API bool kn_policy_glob(const char *pattern, const char *text, bool fold);
 KN_API void kn_policy_denied_message(const kn_policy_request *r, const kn_policy_decision *d,
                                      char *out, size_t n);
 
+/* ---- lint --------------------------------------------------------------------
+ * Findings about a policy that parses (kennel iam lint): wildcard actions
+ * and resources on Allow, Allow with NotAction/NotResource, actions that
+ * allow privilege escalation (iam:PassRole, iam:Put*Policy, ...; an error
+ * on Resource "*"), unknown actions of known services (a typo grants
+ * nothing: an error), services kennel does not know, and Principal "*"
+ * without a condition. */
+typedef enum kn_lint_level { KN_LINT_ERROR, KN_LINT_WARNING } kn_lint_level;
+
+typedef struct kn_lint_finding {
+    kn_lint_level level;
+    int statement;     /* index in Statement */
+    char sid[129];
+    char code[48];     /* "WildcardAction", "PrivilegeEscalation", ... */
+    char message[320];
+} kn_lint_finding;
+
+/* Parses (errors as kn_policy_parse) and lints; *findings is malloc'ed
+ * (free it), possibly NULL with *n = 0. */
+KN_API kn_status kn_policy_lint(const char *json, size_t len, kn_policy_kind kind,
+                                kn_lint_finding **findings, size_t *n, kn_err *e);
+/* True for an action kennel knows ("sagemaker:InvokeEndpoint", any case). */
+KN_API bool kn_auth_action_known(const char *action);
+/* How many known actions a pattern ("sagemaker:Describe*") matches. */
+KN_API int kn_auth_actions_matching(const char *pattern);
+
 #ifdef __cplusplus
 }
 #endif

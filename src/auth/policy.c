@@ -4,7 +4,7 @@
  * Parsing validates everything evaluation relies on, so evaluation cannot
  * fail: it only matches. A parsed policy owns its strings; it is never
  * modified after kn_policy_parse returns, so threads may share it. */
-#include "kennel/auth.h"
+#include "auth_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -17,32 +17,6 @@
 
 #define MAX_STATEMENTS 1000
 #define MAX_LIST 1000
-
-typedef struct strlist {
-    char **v;
-    int n;
-} strlist;
-
-typedef enum base_op {
-    OP_STR_EQ,
-    OP_STR_EQ_IC,
-    OP_STR_LIKE,
-    OP_NUM_EQ,
-    OP_NUM_LT,
-    OP_NUM_LE,
-    OP_NUM_GT,
-    OP_NUM_GE,
-    OP_DATE_EQ,
-    OP_DATE_LT,
-    OP_DATE_LE,
-    OP_DATE_GT,
-    OP_DATE_GE,
-    OP_BOOL,
-    OP_BINARY,
-    OP_IP,
-    OP_ARN,
-    OP_NULL
-} base_op;
 
 /* The one table of condition operators: name, base comparison, negation. */
 static const struct {
@@ -79,36 +53,6 @@ static const struct {
     {"Null", OP_NULL, false},
 };
 
-enum { SET_NONE, SET_ANY, SET_ALL };
-
-typedef struct cond {
-    base_op op;
-    bool negate, if_exists;
-    int set;
-    char *key;
-    strlist values;
-} cond;
-
-typedef struct stmt {
-    char sid[129];
-    bool deny;
-    bool not_action;
-    strlist action;
-    bool has_resource, not_resource;
-    strlist resource;
-    bool has_principal, not_principal, principal_any;
-    strlist principal_aws, principal_service;
-    cond *conds;
-    int nconds;
-} stmt;
-
-struct kn_policy {
-    kn_policy_kind kind;
-    bool vars; /* Version 2012-10-17: ${...} policy variables */
-    stmt *s;
-    int n;
-};
-
 /* ---- matching primitives ------------------------------------------------- */
 
 /* ASCII case folding: names and actions are ASCII; no locale lookups. */
@@ -117,7 +61,7 @@ static inline char lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c;
 }
 
-static bool glob_n(const char *p, const char *pe, const char *t, const char *te, bool fold)
+bool kn__glob_n(const char *p, const char *pe, const char *t, const char *te, bool fold)
 {
     /* Iterative with one backtrack point: linear-ish, no recursion depth. */
     const char *star = NULL, *mark = NULL;
@@ -142,7 +86,7 @@ static bool glob_n(const char *p, const char *pe, const char *t, const char *te,
 
 bool kn_policy_glob(const char *pattern, const char *text, bool fold)
 {
-    return glob_n(pattern, pattern + strlen(pattern), text, text + strlen(text), fold);
+    return kn__glob_n(pattern, pattern + strlen(pattern), text, text + strlen(text), fold);
 }
 
 /* ARN patterns: the first five ':'-separated segments match one by one,
@@ -159,7 +103,7 @@ static bool arn_match(const char *pat, const char *arn)
         const char *ae = ac ? ac : arn + strlen(arn);
         if (seg < 5 && (!pc || !ac))
             return false;
-        if (!glob_n(pat, pe, arn, ae, false))
+        if (!kn__glob_n(pat, pe, arn, ae, false))
             return false;
         if (seg == 5)
             return true;
