@@ -44,7 +44,8 @@ extern "C" {
     X(REQUEST_TOO_LARGE, "request too large", 413, "RequestEntityTooLargeException")         \
     X(RESOURCE_IN_USE, "resource in use", 400, "ResourceInUse")                              \
     X(RESOURCE_NOT_FOUND, "resource not found", 400, "ResourceNotFound")                     \
-    X(RESOURCE_LIMIT, "resource limit exceeded", 400, "ResourceLimitExceeded")
+    X(RESOURCE_LIMIT, "resource limit exceeded", 400, "ResourceLimitExceeded")             \
+    X(OBJECT_NOT_FOUND, "object not found", 400, "ObjectNotFoundException")
 
 typedef enum kn_status {
 #define KN_X_ENUM(name, msg, http, aws) KN_##name,

@@ -336,6 +336,14 @@ typedef struct kn_variant_capacity {
 KN_API kn_status kn_fleet_endpoint_update_capacity(kn_fleet *f, const char *name,
                                                    const kn_variant_capacity *caps, int n,
                                                    kn_err *e);
+/* Re-reads scalable targets and policies after an Application Auto
+ * Scaling change. A policy's tracker keeps its alarm history and cooldowns
+ * across reloads. The fleet's autoscaler feeds each policy the variant's
+ * InvocationsPerInstance of every clock minute (0 without traffic) and
+ * applies its decisions as capacity updates, recording scaling activities
+ * (InProgress, then Successful once the instances are in service, Failed
+ * or Overridden). Per-minute metrics of every variant go to the registry. */
+KN_API kn_status kn_fleet_autoscaling_reload(kn_fleet *f, kn_err *e);
 /* DeleteEndpoint: status Deleting now, gone once its instances exited. */
 KN_API kn_status kn_fleet_endpoint_delete(kn_fleet *f, const char *name, kn_err *e);
 
@@ -366,6 +374,93 @@ KN_API void kn_invoke_result_deinit(kn_invoke_result *r);
  * than invoke_timeout_ms; KN_IO: no instance could take the request. */
 KN_API kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq,
                                  kn_invoke_result *out, kn_err *e);
+
+/* ------------------------------------------------------- autoscaling */
+
+/* Application Auto Scaling state for SageMaker variants. ResourceId is
+ * "endpoint/<EndpointName>/variant/<VariantName>". */
+typedef struct kn_scalable_target_rec {
+    char *resource_id;
+    char *endpoint, *variant;
+    char *arn;
+    int min_capacity, max_capacity;
+    char *role_arn;                 /* NULL if none */
+    bool suspended_in, suspended_out, suspended_scheduled;
+    double creation_time;
+} kn_scalable_target_rec;
+KN_API void kn_scalable_target_rec_deinit(kn_scalable_target_rec *t);
+
+typedef struct kn_scaling_policy_rec {
+    char *resource_id;
+    char *name;
+    char *arn;
+    double target_value;
+    double scale_out_cooldown, scale_in_cooldown;  /* seconds */
+    bool disable_scale_in;
+    char *config_json;              /* TargetTrackingScalingPolicyConfiguration as accepted */
+    char *alarm_high, *alarm_low;   /* alarm names */
+    double creation_time;
+} kn_scaling_policy_rec;
+KN_API void kn_scaling_policy_rec_deinit(kn_scaling_policy_rec *p);
+
+typedef struct kn_scaling_activity_rec {
+    char *id;
+    char *resource_id;
+    char *description;
+    char *cause;
+    char *status_code;              /* Pending, InProgress, Successful, Failed, ... */
+    char *status_message;           /* NULL if none */
+    double start_time, end_time;    /* end_time 0 = not ended */
+} kn_scaling_activity_rec;
+KN_API void kn_scaling_activity_rec_deinit(kn_scaling_activity_rec *a);
+
+/* RegisterScalableTarget: creates the target, or on re-registration
+ * updates the fields given (min/max < 0 and NULL role keep the stored
+ * value). A new target needs both capacities (KN_INVALID otherwise). `out`
+ * receives the stored row; *created tells which it was. */
+KN_API kn_status kn_registry_target_put(kn_registry *r, const kn_scalable_target_rec *t,
+                                        bool *created, kn_scalable_target_rec *out, kn_err *e);
+/* Targets (all, or the one with `resource_id`), oldest first. The caller
+ * frees each with kn_scalable_target_rec_deinit and the array with free(). */
+KN_API kn_status kn_registry_target_list(kn_registry *r, const char *resource_id,
+                                         kn_scalable_target_rec **items, size_t *n, kn_err *e);
+/* KN_OBJECT_NOT_FOUND when absent; the target's policies go with it. */
+KN_API kn_status kn_registry_target_delete(kn_registry *r, const char *resource_id, kn_err *e);
+/* PutScalingPolicy (create or replace); KN_OBJECT_NOT_FOUND when the
+ * target is not registered. */
+KN_API kn_status kn_registry_policy_put(kn_registry *r, const kn_scaling_policy_rec *p,
+                                        kn_err *e);
+KN_API kn_status kn_registry_policy_list(kn_registry *r, const char *resource_id,
+                                         kn_scaling_policy_rec **items, size_t *n, kn_err *e);
+KN_API kn_status kn_registry_policy_delete(kn_registry *r, const char *resource_id,
+                                           const char *name, kn_err *e);
+KN_API kn_status kn_registry_activity_add(kn_registry *r, const kn_scaling_activity_rec *a,
+                                          kn_err *e);
+/* Ends an activity: status, message (NULL ok) and end time. */
+KN_API kn_status kn_registry_activity_finish(kn_registry *r, const char *id, const char *status,
+                                             const char *message, double end_time, kn_err *e);
+/* Activities, newest first, of one resource (NULL = all). */
+KN_API kn_status kn_registry_activity_list(kn_registry *r, const char *resource_id,
+                                           kn_scaling_activity_rec **items, size_t *n,
+                                           kn_err *e);
+
+/* One endpoint variant's figures for one clock minute. */
+typedef struct kn_variant_minute {
+    int64_t minute;                 /* clock epoch seconds / 60 */
+    uint64_t invocations;
+    double per_instance;            /* InvocationsPerInstance: sum of 1/N per request */
+    double model_latency_us;        /* mean */
+    double overhead_latency_us;     /* mean */
+    uint64_t errors_4xx, errors_5xx;
+    int instances;                  /* instances in service at the minute's end */
+} kn_variant_minute;
+KN_API kn_status kn_registry_metrics_put(kn_registry *r, const char *endpoint,
+                                         const char *variant, const kn_variant_minute *m,
+                                         kn_err *e);
+/* The minutes in [from, to] (NULL items when none), oldest first. */
+KN_API kn_status kn_registry_metrics_get(kn_registry *r, const char *endpoint,
+                                         const char *variant, int64_t from, int64_t to,
+                                         kn_variant_minute **items, size_t *n, kn_err *e);
 
 /* -------------------------------------------------------------- platform */
 

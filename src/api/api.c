@@ -38,11 +38,25 @@ static const kn_api_route routes[] = {
     SM(UpdateEndpoint, kn_sm__update_endpoint),
     SM(UpdateEndpointWeightsAndCapacities, kn_sm__update_endpoint_weights_and_capacities),
 #undef SM
+#define AAS(op, fn)                                                                          \
+    {KN_PROTO_JSON, "application-autoscaling", #op, "AnyScaleFrontendService." #op, NULL,     \
+     NULL, NULL, "application-autoscaling:" #op, fn}
+    AAS(RegisterScalableTarget, kn_aas__register_scalable_target),
+    AAS(DescribeScalableTargets, kn_aas__describe_scalable_targets),
+    AAS(DeregisterScalableTarget, kn_aas__deregister_scalable_target),
+    AAS(PutScalingPolicy, kn_aas__put_scaling_policy),
+    AAS(DescribeScalingPolicies, kn_aas__describe_scaling_policies),
+    AAS(DeleteScalingPolicy, kn_aas__delete_scaling_policy),
+    AAS(DescribeScalingActivities, kn_aas__describe_scaling_activities),
+#undef AAS
     {KN_PROTO_REST_JSON, "sagemaker", "InvokeEndpoint", NULL, "POST",
      "/endpoints/{EndpointName}/invocations", NULL, "sagemaker:InvokeEndpoint",
      kn_smr__invoke_endpoint},
     {KN_PROTO_KENNEL, NULL, "Health", NULL, "GET", "/kennel/health", NULL, NULL,
      kn_api__health},
+    {KN_PROTO_KENNEL, NULL, "EndpointMetrics", NULL, "GET",
+     "/kennel/endpoints/{EndpointName}/metrics", NULL, "sagemaker:DescribeEndpoint",
+     kn_api__endpoint_metrics},
 };
 
 const kn_api_route *kn_api__routes(size_t *n)
@@ -337,13 +351,6 @@ static void error_response(kn_api_response *r, kn_api_proto proto, int http, con
                           body);
     json_decref(body);
     add_header(r, "x-amzn-ErrorType", code);
-}
-
-kn_status kn_api__health(kn_api_call *c)
-{
-    c->output = json_pack("{s:s, s:s}", "status", "ok", "data_dir",
-                          kn_platform_data_dir(c->api->platform));
-    return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
 }
 
 void kn_api_handle(kn_api *a, const kn_api_request *req, kn_api_response *resp)

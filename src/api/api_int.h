@@ -122,10 +122,19 @@ kn_status kn_sm__delete_endpoint(kn_api_call *c);
 kn_status kn_sm__list_endpoints(kn_api_call *c);
 kn_status kn_sm__update_endpoint(kn_api_call *c);
 kn_status kn_sm__update_endpoint_weights_and_capacities(kn_api_call *c);
+/* Application Auto Scaling (autoscaling.c). */
+kn_status kn_aas__register_scalable_target(kn_api_call *c);
+kn_status kn_aas__describe_scalable_targets(kn_api_call *c);
+kn_status kn_aas__deregister_scalable_target(kn_api_call *c);
+kn_status kn_aas__put_scaling_policy(kn_api_call *c);
+kn_status kn_aas__describe_scaling_policies(kn_api_call *c);
+kn_status kn_aas__delete_scaling_policy(kn_api_call *c);
+kn_status kn_aas__describe_scaling_activities(kn_api_call *c);
 /* SageMaker Runtime (runtime.c). */
 kn_status kn_smr__invoke_endpoint(kn_api_call *c);
-/* kennel's own routes */
+/* kennel's own routes (kennel.c) */
 kn_status kn_api__health(kn_api_call *c);
+kn_status kn_api__endpoint_metrics(kn_api_call *c);
 
 /* ------------------------------------------------------- validation */
 

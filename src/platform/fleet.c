@@ -15,7 +15,10 @@
  */
 #include "platform_int.h"
 
+#include "kennel/scale.h"
+
 #include <curl/curl.h>
+#include <math.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +71,16 @@ typedef struct fvariant {
     uint64_t next_spawn_ns; /* back-off after failures */
     int prev_count;         /* UpdateEndpointWeightsAndCapacities: to roll back to */
     double prev_weight;
+    /* metrics: the clock minute being counted and the last finished ones */
+    kn_variant_minute acc;
+    double model_us_sum, overhead_us_sum;
+    kn_variant_minute done[8];
+    int n_done;
+    struct {
+        int64_t minute;
+        double per_instance;
+    } recent[32]; /* ring of finished minutes, for the autoscaler */
+    int n_recent;
 } fvariant;
 
 typedef struct fendpoint {
@@ -81,8 +94,20 @@ typedef struct fendpoint {
     bool has_next;
     kn_endpoint_rec next_rec;
     fvariant *next_vars;
+    char activity[64];      /* the scaling activity in progress, "" if none */
     char dir[PATH_MAX];
 } fendpoint;
+
+/* A target-tracking policy on a registered variant, with its tracker. */
+typedef struct fpolicy {
+    char resource_id[300];
+    char endpoint[64];
+    char variant[64];
+    char name[256];
+    char alarm_high[400], alarm_low[400];
+    bool suspended_in, suspended_out;
+    kn_scale_tracker t;
+} fpolicy;
 
 /* What happened to the instances of one variant set in one tick. */
 typedef struct outcome {
@@ -106,6 +131,9 @@ struct kn_fleet {
     pthread_mutex_t pool_mu;
     CURL *pool[CURL_POOL_MAX];
     int n_pool;
+    fpolicy *pols;
+    int n_pols;
+    int64_t scaled_minute; /* the last clock minute the autoscaler evaluated */
 };
 
 kn_fleet_params kn_fleet_default_params(void)
@@ -453,6 +481,195 @@ static void remove_dir_files(const char *dir, bool and_dir)
         rmdir(dir);
 }
 
+static int count_state(const fvariant *v, bool ready_only);
+
+/* -------------------------------------------------------------- metrics */
+
+static int64_t now_minute(kn_fleet *f)
+{
+    return (int64_t)floor(kn_clock_wall(kn_platform_clock(f->platform)) / 60.0);
+}
+
+/* Closes the minute being counted if it is over (f->mu held). */
+static void roll_minute(fvariant *v, int64_t minute)
+{
+    if (v->acc.minute == minute)
+        return;
+    if (v->acc.invocations > 0 && v->n_done < (int)(sizeof v->done / sizeof v->done[0])) {
+        kn_variant_minute m = v->acc;
+        m.model_latency_us = v->model_us_sum / (double)m.invocations;
+        m.overhead_latency_us = v->overhead_us_sum / (double)m.invocations;
+        m.instances = count_state(v, true);
+        v->done[v->n_done++] = m;
+        int slot = v->n_recent++ % (int)(sizeof v->recent / sizeof v->recent[0]);
+        v->recent[slot].minute = m.minute;
+        v->recent[slot].per_instance = m.per_instance;
+    }
+    memset(&v->acc, 0, sizeof v->acc);
+    v->acc.minute = minute;
+    v->model_us_sum = v->overhead_us_sum = 0;
+}
+
+/* Counts one answered invocation (f->mu held). InvocationsPerInstance adds
+ * 1/N, N the instances in service when it was answered. */
+static void record(kn_fleet *f, fvariant *v, int status, double model_us, double total_us)
+{
+    roll_minute(v, now_minute(f));
+    int n = count_state(v, true);
+    v->acc.invocations++;
+    v->acc.per_instance += 1.0 / (n > 0 ? n : 1);
+    v->model_us_sum += model_us;
+    v->overhead_us_sum += total_us > model_us ? total_us - model_us : 0;
+    if (status >= 400 && status < 500)
+        v->acc.errors_4xx++;
+    else if (status >= 500 || status == 0)
+        v->acc.errors_5xx++;
+}
+
+/* The InvocationsPerInstance datapoint of a finished minute: 0 when the
+ * variant had no traffic then (AWS emits no datapoint, which target
+ * tracking treats as zero load). */
+static double per_instance_at(const fvariant *v, int64_t minute)
+{
+    int cap = (int)(sizeof v->recent / sizeof v->recent[0]);
+    int n = v->n_recent < cap ? v->n_recent : cap;
+    for (int i = 0; i < n; i++)
+        if (v->recent[i].minute == minute)
+            return v->recent[i].per_instance;
+    return 0;
+}
+
+/* Writes finished minutes to the registry (f->mu held). */
+static void flush_metrics(kn_fleet *f, fendpoint *ep, int64_t minute)
+{
+    for (int i = 0; i < ep->rec.n_variants; i++) {
+        fvariant *v = &ep->vars[i];
+        if (v->acc.minute < minute)
+            roll_minute(v, minute);
+        for (int k = 0; k < v->n_done; k++) {
+            kn_err e;
+            if (kn_registry_metrics_put(f->reg, ep->rec.name, v->rec->variant_name, &v->done[k],
+                                        &e))
+                kn_log(KN_LOG_WARN, "endpoint %s: metrics: %s", ep->rec.name, e.msg);
+        }
+        v->n_done = 0;
+    }
+}
+
+/* ----------------------------------------------------------- autoscaler */
+
+static fendpoint *find(kn_fleet *f, const char *name);
+static bool status_is(const fendpoint *ep, const char *s);
+static void persist(kn_fleet *f, fendpoint *ep);
+
+static void new_id(kn_fleet *f, char *out, size_t n)
+{
+    uint64_t a = kn_rng_next(&f->rng), b = kn_rng_next(&f->rng);
+    snprintf(out, n, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+             (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+             (unsigned)(0x8000 | ((b >> 48) & 0x3fff)),
+             (unsigned long long)(b & 0xffffffffffffull));
+}
+
+static void finish_activity(kn_fleet *f, fendpoint *ep, const char *status, const char *msg)
+{
+    if (!ep->activity[0])
+        return;
+    kn_err e;
+    if (kn_registry_activity_finish(f->reg, ep->activity, status, msg,
+                                    kn_clock_wall(kn_platform_clock(f->platform)), &e))
+        kn_log(KN_LOG_WARN, "endpoint %s: %s", ep->rec.name, e.msg);
+    ep->activity[0] = '\0';
+}
+
+/* Sets a variant's desired count on behalf of the autoscaler, as
+ * UpdateEndpointWeightsAndCapacities would; false when the endpoint cannot
+ * take a change now (being created, updated to another configuration,
+ * deleted, failed). f->mu held. */
+static bool apply_scale(kn_fleet *f, fendpoint *ep, int vi, int to)
+{
+    if (ep->deleting || ep->has_next ||
+        !(status_is(ep, "InService") || (status_is(ep, "Updating") && ep->has_prev)))
+        return false;
+    if (!ep->has_prev)
+        for (int j = 0; j < ep->rec.n_variants; j++) {
+            ep->vars[j].prev_count = ep->rec.variants[j].desired_count;
+            ep->vars[j].prev_weight = ep->rec.variants[j].desired_weight;
+        }
+    ep->rec.variants[vi].desired_count = to;
+    ep->vars[vi].failures = 0;
+    ep->vars[vi].next_spawn_ns = 0;
+    ep->has_prev = true;
+    set_status(f, ep, "Updating", NULL);
+    persist(f, ep);
+    return true;
+}
+
+/* Feeds every policy the datapoint of each clock minute that ended since
+ * the last call and applies its decisions, recording scaling activities.
+ * f->mu held. */
+static void autoscale(kn_fleet *f)
+{
+    int64_t m = now_minute(f);
+    if (f->scaled_minute == 0 || f->scaled_minute < m - 61)
+        f->scaled_minute = m - 1; /* start (or a long stall): evaluate from here on */
+    for (int64_t minute = f->scaled_minute + 1; minute < m; minute++) {
+        double at = (double)(minute + 1) * 60.0; /* the end of that minute */
+        for (int i = 0; i < f->n_pols; i++) {
+            fpolicy *p = &f->pols[i];
+            fendpoint *ep = find(f, p->endpoint);
+            if (!ep || ep->deleting || status_is(ep, "Failed") || status_is(ep, "Creating"))
+                continue;
+            int vi = -1;
+            for (int j = 0; j < ep->rec.n_variants; j++)
+                if (strcmp(ep->rec.variants[j].variant_name, p->variant) == 0)
+                    vi = j;
+            if (vi < 0)
+                continue;
+            double metric = per_instance_at(&ep->vars[vi], minute);
+            kn_scale_decision d;
+            kn_scale_observe(&p->t, at, metric, ep->rec.variants[vi].desired_count, &d);
+            if (d.action == KN_SCALE_NONE ||
+                (d.action == KN_SCALE_OUT && p->suspended_out) ||
+                (d.action == KN_SCALE_IN && p->suspended_in))
+                continue;
+            char id[64], desc[128], cause[1024];
+            new_id(f, id, sizeof id);
+            snprintf(desc, sizeof desc, "Setting desired instance count to %d.", d.to);
+            if (d.reason == KN_SCALE_ALARM_HIGH || d.reason == KN_SCALE_ALARM_LOW)
+                snprintf(cause, sizeof cause,
+                         "monitor alarm %s in state ALARM triggered policy %s",
+                         d.reason == KN_SCALE_ALARM_HIGH ? p->alarm_high : p->alarm_low,
+                         p->name);
+            else
+                snprintf(cause, sizeof cause,
+                         "the desired instance count %d was outside the registered range "
+                         "[%d, %d]",
+                         d.from, p->t.min, p->t.max);
+            finish_activity(f, ep, "Overridden", "A newer scaling activity replaced it.");
+            bool ok = apply_scale(f, ep, vi, d.to);
+            kn_scaling_activity_rec a = {
+                .id = id,
+                .resource_id = p->resource_id,
+                .description = desc,
+                .cause = cause,
+                .status_code = (char *)(ok ? "InProgress" : "Failed"),
+                .status_message =
+                    (char *)(ok ? NULL : "The endpoint could not take a capacity change now."),
+                .start_time = at,
+                .end_time = ok ? 0 : at};
+            kn_err e;
+            if (kn_registry_activity_add(f->reg, &a, &e))
+                kn_log(KN_LOG_WARN, "endpoint %s: %s", ep->rec.name, e.msg);
+            else if (ok)
+                snprintf(ep->activity, sizeof ep->activity, "%s", id);
+            kn_log(KN_LOG_INFO, "autoscaling %s: %d -> %d (%s, %.2f invocations per instance)",
+                   p->resource_id, d.from, d.to, kn_scale_reason_text(d.reason), metric);
+        }
+    }
+    f->scaled_minute = m - 1;
+}
+
 /* ------------------------------------------------------------ supervisor */
 
 static bool status_is(const fendpoint *ep, const char *s)
@@ -678,9 +895,12 @@ static void retire(kn_fleet *f, fendpoint *ep, kn_endpoint_rec *rec, fvariant *v
 
 static void tick(kn_fleet *f)
 {
+    int64_t minute = now_minute(f);
     for (fendpoint **pp = &f->eps; *pp;) {
         fendpoint *ep = *pp;
         outcome oc = {0}, oc_next = {0};
+        if (!ep->ghost)
+            flush_metrics(f, ep, minute);
         reap_vars(f, ep, ep->vars, ep->rec.n_variants, &oc);
         if (ep->has_next)
             reap_vars(f, ep, ep->next_vars, ep->next_rec.n_variants, &oc_next);
@@ -692,6 +912,7 @@ static void tick(kn_fleet *f)
             for (int i = 0; ep->has_next && i < ep->next_rec.n_variants; i++)
                 any = any || ep->next_vars[i].insts != NULL;
             if (!any) {
+                finish_activity(f, ep, "Failed", "The endpoint was deleted.");
                 if (!ep->ghost) {
                     kn_err e;
                     if (kn_registry_endpoint_delete(f->reg, ep->rec.name, &e) &&
@@ -740,6 +961,7 @@ static void tick(kn_fleet *f)
             set_status(f, ep, "RollingBack", NULL);
             set_status(f, ep, "InService", NULL);
             persist(f, ep);
+            finish_activity(f, ep, "Failed", oc.reason);
         }
         spawn_vars(f, ep, ep->vars, ep->rec.n_variants, 0);
         if (ep->has_next)
@@ -768,9 +990,11 @@ static void tick(kn_fleet *f)
                    vars_settled(ep->vars, ep->rec.n_variants, true)) {
             ep->has_prev = false;
             set_status(f, ep, "InService", NULL);
+            finish_activity(f, ep, "Successful", NULL);
         }
         pp = &ep->next;
     }
+    autoscale(f);
 }
 
 static void *supervise(void *arg)
@@ -862,6 +1086,8 @@ kn_status kn_fleet_start(kn_platform *p, const kn_fleet_params *fp, kn_fleet **o
     kn_clock_cond_init(&f->changed);
     kn_rng_seed(&f->rng, (uint64_t)getpid() ^ kn_now_ns());
     kn_status s = restore(f, e);
+    if (!s)
+        s = kn_fleet_autoscaling_reload(f, e);
     if (!s) {
         if (pthread_create(&f->thread, NULL, supervise, f) != 0)
             s = kn_err_set(e, KN_INTERNAL, "cannot start the supervisor thread");
@@ -929,6 +1155,7 @@ void kn_fleet_stop(kn_fleet *f)
     pthread_mutex_unlock(&f->mu);
     for (int i = 0; i < f->n_pool; i++)
         curl_easy_cleanup(f->pool[i]);
+    free(f->pols);
     pthread_cond_destroy(&f->changed);
     pthread_mutex_destroy(&f->pool_mu);
     pthread_mutex_destroy(&f->mu);
@@ -1103,6 +1330,75 @@ out:
     return s;
 }
 
+kn_status kn_fleet_autoscaling_reload(kn_fleet *f, kn_err *e)
+{
+    kn_scalable_target_rec *ts = NULL;
+    kn_scaling_policy_rec *ps = NULL;
+    size_t nt = 0, np = 0;
+    kn_status s = kn_registry_target_list(f->reg, NULL, &ts, &nt, e);
+    if (!s)
+        s = kn_registry_policy_list(f->reg, NULL, &ps, &np, e);
+    fpolicy *pols = NULL;
+    int n = 0;
+    if (!s && np && !(pols = calloc(np, sizeof *pols)))
+        s = kn_err_set(e, KN_NOMEM, "out of memory");
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; !s && i < np; i++) {
+        const kn_scalable_target_rec *t = NULL;
+        for (size_t j = 0; j < nt; j++)
+            if (strcmp(ts[j].resource_id, ps[i].resource_id) == 0)
+                t = &ts[j];
+        if (!t)
+            continue;
+        fpolicy *p = &pols[n];
+        snprintf(p->resource_id, sizeof p->resource_id, "%s", t->resource_id);
+        snprintf(p->endpoint, sizeof p->endpoint, "%s", t->endpoint);
+        snprintf(p->variant, sizeof p->variant, "%s", t->variant);
+        snprintf(p->name, sizeof p->name, "%s", ps[i].name);
+        snprintf(p->alarm_high, sizeof p->alarm_high, "%s", ps[i].alarm_high);
+        snprintf(p->alarm_low, sizeof p->alarm_low, "%s", ps[i].alarm_low);
+        p->suspended_in = t->suspended_in;
+        p->suspended_out = t->suspended_out;
+        kn_scale_params sp = kn_scale_default_params();
+        sp.target = ps[i].target_value;
+        sp.scale_out_cooldown_s = ps[i].scale_out_cooldown;
+        sp.scale_in_cooldown_s = ps[i].scale_in_cooldown;
+        sp.disable_scale_in = ps[i].disable_scale_in;
+        const fpolicy *old = NULL;
+        for (int k = 0; k < f->n_pols; k++)
+            if (strcmp(f->pols[k].resource_id, p->resource_id) == 0 &&
+                strcmp(f->pols[k].name, p->name) == 0)
+                old = &f->pols[k];
+        kn_err e2;
+        if (old) { /* keep the alarm history and cooldowns */
+            p->t = old->t;
+            p->t.p = sp;
+            if (kn_scale_tracker_set_range(&p->t, t->min_capacity, t->max_capacity, &e2))
+                continue;
+        } else if (kn_scale_tracker_init(&p->t, &sp, t->min_capacity, t->max_capacity, &e2)) {
+            kn_log(KN_LOG_WARN, "autoscaling %s: policy %s ignored: %s", p->resource_id, p->name,
+                   e2.msg);
+            continue;
+        }
+        n++;
+    }
+    if (!s) {
+        free(f->pols);
+        f->pols = pols;
+        f->n_pols = n;
+        pols = NULL;
+    }
+    pthread_mutex_unlock(&f->mu);
+    free(pols);
+    for (size_t i = 0; i < nt; i++)
+        kn_scalable_target_rec_deinit(&ts[i]);
+    for (size_t i = 0; i < np; i++)
+        kn_scaling_policy_rec_deinit(&ps[i]);
+    free(ts);
+    free(ps);
+    return s;
+}
+
 /* ---------------------------------------------------------------- router */
 
 typedef struct resp_ctx {
@@ -1219,6 +1515,7 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
             }
         }
         int vindex = 0;
+        uint64_t t0 = kn_now_ns();
         instance *in = pick(f, ep, rq->target_variant, exclude, &vindex);
         if (!in) {
             /* between instances (a replacement is starting): wait for one,
@@ -1247,6 +1544,7 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
             return s;
         }
         in->outstanding++;
+        fvariant *var = &ep->vars[vindex]; /* lives while `in` is outstanding */
         int port = in->port, id = in->id;
         snprintf(out->variant, sizeof out->variant, "%s", ep->rec.variants[vindex].variant_name);
         pthread_mutex_unlock(&f->mu);
@@ -1254,6 +1552,7 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
         CURL *h = pool_get(f);
         CURLcode rc = CURLE_FAILED_INIT;
         long code = 0;
+        double model_us = 0;
         out->body.len = 0;
         out->content_type[0] = out->custom_attributes[0] = '\0';
         if (h) {
@@ -1288,6 +1587,9 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
             rc = curl_easy_perform(h);
             if (rc == CURLE_OK)
                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+            curl_off_t us = 0;
+            curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
+            model_us = (double)us;
             curl_slist_free_all(hd);
         }
         pool_put(f, h);
@@ -1295,6 +1597,9 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
         bool transport = rc != CURLE_OK && rc != CURLE_OPERATION_TIMEDOUT &&
                          rc != CURLE_WRITE_ERROR;
         pthread_mutex_lock(&f->mu);
+        if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT)
+            record(f, var, rc == CURLE_OK ? (int)code : 0, model_us,
+                   (double)(kn_now_ns() - t0) / 1000.0);
         in->outstanding--;
         if (transport)
             in->broken = true;

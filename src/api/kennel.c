@@ -1,0 +1,77 @@
+/* kennel's own routes next to the AWS ones (REST, JSON answers, errors in
+ * the REST-JSON shape):
+ *   GET /kennel/health                           status, data dir, clock
+ *   GET /kennel/endpoints/{EndpointName}/metrics per-minute series of every
+ *       variant over the last `minutes` clock minutes (query, default 60,
+ *       at most 1440): Invocations, InvocationsPerInstance, ModelLatency and
+ *       OverheadLatency (mean, microseconds), Invocation4XXErrors,
+ *       Invocation5XXErrors, InstanceCount. Minutes without traffic have no
+ *       datapoint, as in CloudWatch.
+ * Thread-safe: no state.
+ */
+#include "api_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+kn_status kn_api__health(kn_api_call *c)
+{
+    c->output = json_pack("{s:s, s:s, s:f, s:f}", "status", "ok", "data_dir",
+                          kn_platform_data_dir(c->api->platform), "clock",
+                          kn_clock_wall(c->api->clock), "clock_rate",
+                          kn_clock_rate(c->api->clock));
+    return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
+}
+
+kn_status kn_api__endpoint_metrics(kn_api_call *c)
+{
+    c->err_code = "ValidationError";
+    char name[256];
+    if (c->match->n_params < 1 ||
+        !kn_api__url_decode(c->match->params[0].value, name, sizeof name) || !kn_val_is_name(name))
+        return kn_err_set(&c->err, KN_INVALID, "The endpoint name in the path is not valid");
+    long minutes = 60;
+    char v[32];
+    if (c->req->query &&
+        kn_api__form_get(c->req->query, strlen(c->req->query), "minutes", v, sizeof v)) {
+        char *end;
+        minutes = strtol(v, &end, 10);
+        if (!*v || *end || minutes < 1 || minutes > 1440)
+            return kn_err_set(&c->err, KN_INVALID, "minutes must be in [1, 1440], not '%s'", v);
+    }
+    kn_endpoint_rec ep;
+    kn_status s = kn_registry_endpoint_get(c->api->registry, name, &ep, &c->err);
+    if (s)
+        return s;
+    int64_t now = (int64_t)floor(kn_clock_wall(c->api->clock) / 60.0);
+    json_t *vars = json_object();
+    for (int i = 0; !s && i < ep.n_variants; i++) {
+        kn_variant_minute *m;
+        size_t n;
+        if ((s = kn_registry_metrics_get(c->api->registry, ep.name, ep.variants[i].variant_name,
+                                         now - minutes, now, &m, &n, &c->err)))
+            break;
+        json_t *series = json_array();
+        for (size_t k = 0; k < n; k++)
+            json_array_append_new(
+                series,
+                json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:i}", "Minute",
+                          (json_int_t)(m[k].minute * 60), "Invocations",
+                          (json_int_t)m[k].invocations, "InvocationsPerInstance",
+                          m[k].per_instance, "ModelLatency", m[k].model_latency_us,
+                          "OverheadLatency", m[k].overhead_latency_us, "Invocation4XXErrors",
+                          (json_int_t)m[k].errors_4xx, "Invocation5XXErrors",
+                          (json_int_t)m[k].errors_5xx, "InstanceCount", m[k].instances));
+        json_object_set_new(vars, ep.variants[i].variant_name, series);
+        free(m);
+    }
+    if (!s)
+        c->output = json_pack("{s:s, s:f, s:o}", "EndpointName", ep.name, "Clock",
+                              kn_clock_wall(c->api->clock), "Variants", vars);
+    else
+        json_decref(vars);
+    kn_endpoint_rec_deinit(&ep);
+    return s;
+}
