@@ -136,6 +136,40 @@ KN_API int kn_tuner_best(const kn_tuner *t, double *objective);
 /* Trials started so far (Hyperband promotions included). */
 KN_API int kn_tuner_started(const kn_tuner *t);
 
+/* ==== Metrics from training logs =============================================
+ *
+ * MetricDefinitions ([{"Name": ..., "Regex": ...}], at most 40) as
+ * CreateTrainingJob and tuning jobs give them: each regex is applied to every
+ * log line and its first capture group, read as a number, is one value of
+ * the metric ("Testing Loss: ([0-9\\.]+)"). Regexes are PCRE2, the dialect
+ * users write for SageMaker (lazy quantifiers such as `loss=(.*?);`, \d, \s,
+ * non-capturing groups); matching is bounded (match limit, no JIT stack
+ * surprises) and a line is scanned for every match, so a line with two
+ * values yields both. A tuning job's objective is the last value of its
+ * objective metric. */
+
+typedef struct kn_tune_metrics kn_tune_metrics;
+
+#define KN_TUNE_MAX_METRICS 40
+
+/* KN_INVALID (ValidationException) naming the definition: missing Name or
+ * Regex, a regex that does not compile (PCRE2's message and offset), a regex
+ * without a capture group, more than 40 definitions or duplicate names. */
+KN_API kn_status kn_tune_metrics_new(const char *json, size_t len, kn_tune_metrics **out,
+                                     kn_err *e);
+KN_API void kn_tune_metrics_free(kn_tune_metrics *m);
+KN_API int kn_tune_metrics_count(const kn_tune_metrics *m);
+KN_API const char *kn_tune_metrics_name(const kn_tune_metrics *m, int i);
+/* Index of a metric by name, or -1. */
+KN_API int kn_tune_metrics_find(const kn_tune_metrics *m, const char *name);
+
+/* Applies every definition to one line (no newline needed; NUL bytes are
+ * fine); calls fn(metric index, value, arg) for each value found, in line
+ * order per metric. Captures that are not finite numbers are skipped.
+ * Returns how many values were found. Thread-safe for a shared m. */
+KN_API int kn_tune_metrics_scan(const kn_tune_metrics *m, const char *line, size_t len,
+                                void (*fn)(int metric, double value, void *arg), void *arg);
+
 #ifdef __cplusplus
 }
 #endif
