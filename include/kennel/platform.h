@@ -344,6 +344,10 @@ KN_API kn_status kn_fleet_endpoint_update_capacity(kn_fleet *f, const char *name
  * (InProgress, then Successful once the instances are in service, Failed
  * or Overridden). Per-minute metrics of every variant go to the registry. */
 KN_API kn_status kn_fleet_autoscaling_reload(kn_fleet *f, kn_err *e);
+/* Appends Prometheus text (exposition format 0.0.4) about every endpoint:
+ * invocations, errors and latency totals since the daemon started,
+ * instances by state, desired instances, requests in flight, status. */
+KN_API kn_status kn_fleet_prometheus(kn_fleet *f, kn_buf *b);
 /* DeleteEndpoint: status Deleting now, gone once its instances exited. */
 KN_API kn_status kn_fleet_endpoint_delete(kn_fleet *f, const char *name, kn_err *e);
 

@@ -57,6 +57,7 @@ static const kn_api_route routes[] = {
     {KN_PROTO_KENNEL, NULL, "EndpointMetrics", NULL, "GET",
      "/kennel/endpoints/{EndpointName}/metrics", NULL, "sagemaker:DescribeEndpoint",
      kn_api__endpoint_metrics},
+    {KN_PROTO_KENNEL, NULL, "Metrics", NULL, "GET", "/metrics", NULL, NULL, kn_api__prometheus},
 };
 
 const kn_api_route *kn_api__routes(size_t *n)

@@ -135,6 +135,7 @@ kn_status kn_smr__invoke_endpoint(kn_api_call *c);
 /* kennel's own routes (kennel.c) */
 kn_status kn_api__health(kn_api_call *c);
 kn_status kn_api__endpoint_metrics(kn_api_call *c);
+kn_status kn_api__prometheus(kn_api_call *c);
 
 /* ------------------------------------------------------- validation */
 

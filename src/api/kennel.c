@@ -1,6 +1,7 @@
 /* kennel's own routes next to the AWS ones (REST, JSON answers, errors in
  * the REST-JSON shape):
  *   GET /kennel/health                           status, data dir, clock
+ *   GET /metrics                                 Prometheus text (the fleet's figures)
  *   GET /kennel/endpoints/{EndpointName}/metrics per-minute series of every
  *       variant over the last `minutes` clock minutes (query, default 60,
  *       at most 1440): Invocations, InvocationsPerInstance, ModelLatency and
@@ -74,4 +75,22 @@ kn_status kn_api__endpoint_metrics(kn_api_call *c)
         json_decref(vars);
     kn_endpoint_rec_deinit(&ep);
     return s;
+}
+
+kn_status kn_api__prometheus(kn_api_call *c)
+{
+    if (!c->api->fleet) {
+        c->err_code = "ServiceUnavailable";
+        c->err_http = 503;
+        return kn_err_set(&c->err, KN_INTERNAL, "This kennel server does not run endpoints.");
+    }
+    kn_api_response *r = c->resp;
+    r->body.len = 0;
+    kn_status s = kn_fleet_prometheus(c->api->fleet, &r->body);
+    if (s)
+        return kn_err_set(&c->err, s, "cannot produce the metrics");
+    r->status = 200;
+    snprintf(r->content_type, sizeof r->content_type, "text/plain; version=0.0.4");
+    c->raw_response = true;
+    return KN_OK;
 }

@@ -76,6 +76,9 @@ typedef struct fvariant {
     double model_us_sum, overhead_us_sum;
     kn_variant_minute done[8];
     int n_done;
+    /* totals since the daemon started, for /metrics */
+    uint64_t total_invocations, total_4xx, total_5xx;
+    double total_model_us, total_overhead_us;
     struct {
         int64_t minute;
         double per_instance;
@@ -524,6 +527,13 @@ static void record(kn_fleet *f, fvariant *v, int status, double model_us, double
         v->acc.errors_4xx++;
     else if (status >= 500 || status == 0)
         v->acc.errors_5xx++;
+    v->total_invocations++;
+    v->total_model_us += model_us;
+    v->total_overhead_us += total_us > model_us ? total_us - model_us : 0;
+    if (status >= 400 && status < 500)
+        v->total_4xx++;
+    else if (status >= 500 || status == 0)
+        v->total_5xx++;
 }
 
 /* The InvocationsPerInstance datapoint of a finished minute: 0 when the
@@ -1397,6 +1407,115 @@ kn_status kn_fleet_autoscaling_reload(kn_fleet *f, kn_err *e)
     free(ts);
     free(ps);
     return s;
+}
+
+/* Prometheus label values: backslash, quote and newline escaped. */
+static void label(kn_buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            kn_buf_appendf(b, "\\%c", *v);
+        else if (*v == '\n')
+            kn_buf_append(b, "\\n", 2);
+        else
+            kn_buf_append(b, v, 1);
+    }
+}
+
+static void series(kn_buf *b, const char *metric, const fendpoint *ep, const fvariant *v,
+                   const char *extra_name, const char *extra_value)
+{
+    kn_buf_appendf(b, "%s{endpoint=\"", metric);
+    label(b, ep->rec.name);
+    kn_buf_appendf(b, "\",variant=\"");
+    label(b, v->rec->variant_name);
+    if (extra_name) {
+        kn_buf_appendf(b, "\",%s=\"", extra_name);
+        label(b, extra_value);
+    }
+    kn_buf_appendf(b, "\"} ");
+}
+
+kn_status kn_fleet_prometheus(kn_fleet *f, kn_buf *b)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } metrics[] = {
+        {"kennel_endpoint_invocations_total", "counter", "Invocations answered by instances"},
+        {"kennel_endpoint_invocation_errors_total", "counter",
+         "Invocations the instance answered with an error, by class"},
+        {"kennel_endpoint_model_latency_microseconds_total", "counter",
+         "Time spent in instances (sum over invocations)"},
+        {"kennel_endpoint_overhead_latency_microseconds_total", "counter",
+         "Time spent in the daemon around the instance (sum over invocations)"},
+        {"kennel_endpoint_instances", "gauge", "Instances by state"},
+        {"kennel_endpoint_desired_instances", "gauge", "Desired instance count"},
+        {"kennel_endpoint_requests_in_flight", "gauge", "Requests being answered"},
+        {"kennel_endpoint_status", "gauge", "1 for the endpoint's current status"},
+    };
+    pthread_mutex_lock(&f->mu);
+    for (size_t m = 0; m < sizeof metrics / sizeof metrics[0]; m++) {
+        kn_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name, metrics[m].help,
+                       metrics[m].name, metrics[m].type);
+        for (const fendpoint *ep = f->eps; ep; ep = ep->next) {
+            if (ep->ghost)
+                continue;
+            if (m == 7) {
+                kn_buf_appendf(b, "%s{endpoint=\"", metrics[m].name);
+                label(b, ep->rec.name);
+                kn_buf_appendf(b, "\",status=\"%s\"} 1\n", ep->rec.status);
+                continue;
+            }
+            for (int i = 0; i < ep->rec.n_variants; i++) {
+                const fvariant *v = &ep->vars[i];
+                int starting = 0, ready = 0, stopping = 0, flight = 0;
+                for (const instance *in = v->insts; in; in = in->next) {
+                    starting += in->state == INST_STARTING;
+                    ready += in->state == INST_READY;
+                    stopping += in->state == INST_STOPPING;
+                    flight += in->outstanding;
+                }
+                switch (m) {
+                case 0:
+                    series(b, metrics[m].name, ep, v, NULL, NULL);
+                    kn_buf_appendf(b, "%llu\n", (unsigned long long)v->total_invocations);
+                    break;
+                case 1:
+                    series(b, metrics[m].name, ep, v, "class", "4xx");
+                    kn_buf_appendf(b, "%llu\n", (unsigned long long)v->total_4xx);
+                    series(b, metrics[m].name, ep, v, "class", "5xx");
+                    kn_buf_appendf(b, "%llu\n", (unsigned long long)v->total_5xx);
+                    break;
+                case 2:
+                    series(b, metrics[m].name, ep, v, NULL, NULL);
+                    kn_buf_appendf(b, "%.0f\n", v->total_model_us);
+                    break;
+                case 3:
+                    series(b, metrics[m].name, ep, v, NULL, NULL);
+                    kn_buf_appendf(b, "%.0f\n", v->total_overhead_us);
+                    break;
+                case 4:
+                    series(b, metrics[m].name, ep, v, "state", "starting");
+                    kn_buf_appendf(b, "%d\n", starting);
+                    series(b, metrics[m].name, ep, v, "state", "ready");
+                    kn_buf_appendf(b, "%d\n", ready);
+                    series(b, metrics[m].name, ep, v, "state", "stopping");
+                    kn_buf_appendf(b, "%d\n", stopping);
+                    break;
+                case 5:
+                    series(b, metrics[m].name, ep, v, NULL, NULL);
+                    kn_buf_appendf(b, "%d\n", v->rec->desired_count);
+                    break;
+                case 6:
+                    series(b, metrics[m].name, ep, v, NULL, NULL);
+                    kn_buf_appendf(b, "%d\n", flight);
+                    break;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return KN_OK;
 }
 
 /* ---------------------------------------------------------------- router */

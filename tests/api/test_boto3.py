@@ -379,6 +379,27 @@ def run(d, port, jpeg, img_port, boto3, bconfig, ClientError, WaiterError):
     r = rt.invoke_endpoint(EndpointName="dog-ep", ContentType="image/jpeg", Body=jpeg)
     check("serving after the rollback", r["InvokedProductionVariant"] == "Blue")
 
+    # Prometheus text at /metrics
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    text = r.read().decode()
+    c.close()
+    check("/metrics is Prometheus text", r.status == 200 and
+          r.getheader("Content-Type", "").startswith("text/plain"), r.status)
+    import re
+    bad = [ln for ln in text.splitlines() if ln and not ln.startswith("#") and
+           not re.fullmatch(r'[a-z_]+\{[^{}]*\} -?[0-9.e+]+', ln)]
+    check("/metrics lines well formed", not bad, bad[:3])
+    vals = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+            if ln and not ln.startswith("#")}
+    key = 'kennel_endpoint_invocations_total{endpoint="dog-ep",variant="Blue"}'
+    check("/metrics counts invocations", vals.get(key, 0) > 0, key)
+    check("/metrics instances", vals.get('kennel_endpoint_instances{endpoint="dog-ep",'
+                                         'variant="Blue",state="ready"}') == 2, text[-800:])
+    check("/metrics status", vals.get('kennel_endpoint_status{endpoint="dog-ep",'
+                                      'status="InService"}') == 1)
+
     sm.delete_endpoint(EndpointName="dog-ep")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="dog-ep",
                                            WaiterConfig={"Delay": 1, "MaxAttempts": 120})
