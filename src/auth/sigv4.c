@@ -100,8 +100,10 @@ static int hexval(char c)
     return -1;
 }
 
-/* Form-decodes n bytes of s into out (at most cap - 1 bytes; false when it
- * does not fit): %XX and '+' as a space, as clients' query parsers do. */
+/* Percent-decodes n bytes of s into out (at most cap - 1 bytes; false when
+ * it does not fit). A '+' stays a '+' (canonically %2B), as AWS and the API
+ * layer read it: were it a space, "a+b" and "a%20b" would share one
+ * signature while the handler saw two different values. */
 static bool decode(const char *s, size_t n, char *out, size_t cap, size_t *len)
 {
     size_t o = 0;
@@ -110,8 +112,6 @@ static bool decode(const char *s, size_t n, char *out, size_t cap, size_t *len)
         if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
-        } else if (c == '+') {
-            c = ' ';
         }
         if (o + 1 >= cap)
             return false;
@@ -133,37 +133,64 @@ static const char *header(const kn_auth_request *r, const char *name)
 /* ---- query strings ------------------------------------------------------- */
 
 typedef struct qparam {
-    char *k, *v;
+    char *k, *v;     /* decoded (may hold NUL bytes: lengths below) */
     size_t klen, vlen;
+    char *ek, *ev;   /* canonically re-encoded, NUL-terminated */
 } qparam;
 
 typedef struct query {
     qparam p[MAX_QUERY_PARAMS];
     int n;
-    char *store; /* decoded keys and values, NUL-separated */
+    char *store;  /* decoded keys and values, NUL-separated */
+    char *estore; /* their encoded forms, NUL-separated */
 } query;
 
 static void query_free(query *q)
 {
     free(q->store);
-    q->store = NULL;
+    free(q->estore);
+    q->store = q->estore = NULL;
     q->n = 0;
+}
+
+/* URI-encodes n bytes of s into out (room for 3n + 1 bytes); returns the
+ * length written. */
+static size_t encode_to(char *out, const char *s, size_t n)
+{
+    static const char d[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (unreserved(c)) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = d[c >> 4];
+            out[o++] = d[c & 15];
+        }
+    }
+    out[o] = 0;
+    return o;
 }
 
 static kn_status query_parse(const char *raw, query *q, kn_auth_fail *fail, kn_err *e)
 {
     q->n = 0;
-    q->store = NULL;
+    q->store = q->estore = NULL;
     if (!raw || !*raw)
         return KN_OK;
     size_t len = strlen(raw);
     if (len > CANON_MAX)
         return failf(fail, KN_AUTH_INCOMPLETE, e, "query string: %s", "too long");
-    /* Decoding never grows; keys and values each get a NUL. */
+    /* Decoding never grows, encoding at most triples; keys and values each
+     * get a NUL. */
     q->store = malloc(len + 2 * MAX_QUERY_PARAMS + 2);
-    if (!q->store)
+    q->estore = malloc(3 * len + 2 * MAX_QUERY_PARAMS + 2);
+    if (!q->store || !q->estore) {
+        query_free(q);
         return kn_err_set(e, KN_NOMEM, "query string: out of memory");
-    size_t used = 0;
+    }
+    size_t used = 0, eused = 0;
     const char *s = raw;
     while (*s) {
         const char *amp = strchr(s, '&');
@@ -186,6 +213,10 @@ static kn_status query_parse(const char *raw, query *q, kn_auth_fail *fail, kn_e
             else
                 p->v[0] = 0, p->vlen = 0;
             used += p->vlen + 1;
+            p->ek = q->estore + eused;
+            eused += encode_to(p->ek, p->k, p->klen) + 1;
+            p->ev = q->estore + eused;
+            eused += encode_to(p->ev, p->v, p->vlen) + 1;
         }
         if (!amp)
             break;
@@ -202,16 +233,13 @@ static const char *query_get(const query *q, const char *k)
     return NULL;
 }
 
+/* The canonical query is sorted by the encoded names, then values: the
+ * decoded bytes sort differently ("a{" after "aa", but "a%7B" before). */
 static int cmp_param(const void *a, const void *b)
 {
     const qparam *x = a, *y = b;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int c = memcmp(x->k, y->k, n);
-    if (c || x->klen != y->klen)
-        return c ? c : (x->klen < y->klen ? -1 : 1);
-    n = x->vlen < y->vlen ? x->vlen : y->vlen;
-    c = memcmp(x->v, y->v, n);
-    return c ? c : (x->vlen > y->vlen) - (x->vlen < y->vlen);
+    int c = strcmp(x->ek, y->ek);
+    return c ? c : strcmp(x->ev, y->ev);
 }
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -539,6 +567,39 @@ static kn_status canon_header(kn_buf *b, const kn_auth_request *r, const char *n
     return rc;
 }
 
+/* The canonical URI of a raw path, as the SDKs sign it for every service
+ * but S3: "." and ".." segments removed and runs of '/' folded (RFC 3986
+ * 5.2.4), a trailing '/' kept, then the raw path URI-encoded again. */
+static kn_status canon_path(kn_buf *b, const char *raw, kn_err *e)
+{
+    size_t n = raw ? strlen(raw) : 0;
+    if (n > CANON_MAX)
+        return KN_TOO_LARGE;
+    char *out = malloc(n + 2);
+    if (!out)
+        return kn_err_set(e, KN_NOMEM, "path: out of memory");
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t seg = strcspn(raw + i, "/");
+        if (seg == 2 && raw[i] == '.' && raw[i + 1] == '.') {
+            while (o > 0 && out[o - 1] != '/') /* drop the last segment */
+                o--;
+            if (o > 0)
+                o--;
+        } else if (seg && !(seg == 1 && raw[i] == '.')) {
+            out[o++] = '/';
+            memcpy(out + o, raw + i, seg);
+            o += seg;
+        }
+        i += seg + (raw[i + seg] == '/');
+    }
+    if (o == 0 || (n && raw[n - 1] == '/'))
+        out[o++] = '/';
+    kn_status rc = encode(b, out, o, true);
+    free(out);
+    return rc;
+}
+
 static kn_status build(const kn_auth_request *r, const kn_auth_sig *s, kn_buf *canon,
                        char sts_hash[65], kn_err *e)
 {
@@ -548,8 +609,7 @@ static kn_status build(const kn_auth_request *r, const kn_auth_sig *s, kn_buf *c
     /* method, path */
     if ((rc = kn_buf_appendf(canon, "%s\n", r->method ? r->method : "")))
         goto out;
-    const char *path = r->raw_path && *r->raw_path ? r->raw_path : "/";
-    if ((rc = encode(canon, path, strlen(path), true)) || (rc = kn_buf_append(canon, "\n", 1)))
+    if ((rc = canon_path(canon, r->raw_path, e)) || (rc = kn_buf_append(canon, "\n", 1)))
         goto out;
     /* query: decoded, re-encoded, sorted; the signature itself is not signed */
     if ((rc = query_parse(r->raw_query, &q, &fail, e)))
@@ -564,11 +624,7 @@ static kn_status build(const kn_auth_request *r, const kn_auth_sig *s, kn_buf *c
         if (i)
             rc = kn_buf_append(canon, "&", 1);
         if (!rc)
-            rc = encode(canon, sorted[i].k, sorted[i].klen, false);
-        if (!rc)
-            rc = kn_buf_append(canon, "=", 1);
-        if (!rc)
-            rc = encode(canon, sorted[i].v, sorted[i].vlen, false);
+            rc = kn_buf_appendf(canon, "%s=%s", sorted[i].ek, sorted[i].ev);
     }
     if (rc || (rc = kn_buf_append(canon, "\n", 1)))
         goto out;

@@ -165,6 +165,10 @@ cases = [
      b"Action=GetCallerIdentity&Version=2011-06-15", "sts"),
     ("POST", "http://127.0.0.1:8080/endpoints/dog-ep/invocations",
      {"Content-Type": "image/jpeg"}, bytes(range(256)) * 3, "sagemaker"),
+    # clients sign the path with dot segments removed and runs of '/' folded
+    ("GET", "http://127.0.0.1:8080/2015-03-31//functions/./x/../f/", {}, b"", "lambda"),
+    # sorted by the encoded names: "a%7B" before "aa" ('%' sorts before letters)
+    ("GET", "http://127.0.0.1:8080/x?aa=2&a%7B=1&b=%C3%A9&b=z", {}, b"", "lambda"),
 ]
 for method, url, headers, body, service in cases:
     for c, label in ((creds, "key"), (tok_creds, "session token")):
@@ -205,6 +209,32 @@ for method, url, headers, body, service in cases:
               "access_key": AK, "region": "us-east-1", "service": service})
     check(r.get("authorization") == want,
           "kennel signs %s %s as botocore does:\n  %s\n  %s" % (method, url, r.get("authorization"), want))
+
+# Repeated header names are one canonical line, values joined by ',' in
+# order; tabs and runs of spaces inside a value fold to one space.
+req = AWSRequest(method="POST", url="http://127.0.0.1:8080/x",
+                 headers={"X-Dup": "first", "X-Tab": " a\t\tb   c\t"}, data=b"{}")
+req.headers.add_header("X-Dup", "second")
+SigV4Auth(creds, "lambda", "us-east-1").add_auth(req)
+hdrs = [["X-Dup", "first"], ["X-Tab", " a\t\tb   c\t"], ["X-Dup", "second"],
+        ["X-Amz-Date", req.headers["X-Amz-Date"]], ["Host", "127.0.0.1:8080"],
+        ["Authorization", req.headers["Authorization"]]]
+r = tool({"op": "verify", "method": "POST", "path": "/x", "query": "", "headers": hdrs,
+          "body_hex": b"{}".hex(), "secret": SK, "now": time.time()})
+check(r["fail"] == "ok", "repeated header and tabs verify (%s)" % r["message"])
+check("\nx-dup:first,second\nx-tab:a b c\n" in (r.get("canonical") or ""),
+      "x-dup values joined in order, x-tab folded: %r" % r.get("canonical"))
+
+# '+' in a query is a plus, not a space (AWS and the SDKs that decode the
+# query canonicalise it as %2B); a space is %20. So "a+b" and "a%20b" are
+# different requests and one's signature must not cover the other.
+r = tool(dict(boto_request("GET", "http://127.0.0.1:8080/x", {}, b""),
+              query="b=x+y&c=%20&a=x%2By"))
+canon = (r.get("canonical") or "").split("\n")
+check(len(canon) > 2 and canon[2] == "a=x%2By&b=x%2By&c=%20", "plus canonical: %r" % canon[2:3])
+plus = boto_request("GET", "http://127.0.0.1:8080/x?k=a%20b", {}, b"")
+check(tool(plus)["fail"] == "ok", "space in query verifies")
+check(tool(dict(plus, query="k=a+b"))["fail"] == "mismatch", "'+' for %20 -> mismatch")
 
 # ---- 3. tampering and malformed input --------------------------------------------
 
