@@ -37,6 +37,8 @@ static void usage(FILE *f)
             "  --ready-file F        once listening, write \"ADDR:PORT\" to F (removed at exit)\n"
             "  --clock-rate N        run the daemon's clock N times faster (default 1)\n"
             "  --startup-timeout S   seconds an instance has to answer /ping (default 240)\n"
+            "  --health-interval-ms N  ping ready instances every N ms; 3 failures replace\n"
+            "                        one (default 5000, 0 = never)\n"
             "  --verbose             log every request\n");
 }
 
@@ -70,7 +72,7 @@ static bool write_ready(const char *path, const char *addr, int port)
 
 int kn_cli_server(int argc, char **argv)
 {
-    enum { O_DATA = 256, O_LISTEN, O_PORT, O_READY, O_RATE, O_STARTUP, O_VERBOSE };
+    enum { O_DATA = 256, O_LISTEN, O_PORT, O_READY, O_RATE, O_STARTUP, O_HEALTH, O_VERBOSE };
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, O_DATA},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -78,6 +80,7 @@ int kn_cli_server(int argc, char **argv)
         {"ready-file", required_argument, NULL, O_READY},
         {"clock-rate", required_argument, NULL, O_RATE},
         {"startup-timeout", required_argument, NULL, O_STARTUP},
+        {"health-interval-ms", required_argument, NULL, O_HEALTH},
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -126,6 +129,14 @@ int kn_cli_server(int argc, char **argv)
                 return 2;
             }
             fp.startup_timeout_s = (unsigned)v;
+            break;
+        case O_HEALTH:
+            if (!parse_long(optarg, 0, 3600000, &v)) {
+                fprintf(stderr, "kennel server: --health-interval-ms '%s' is not in [0, 3600000]\n",
+                        optarg);
+                return 2;
+            }
+            fp.health_interval_ms = (unsigned)v;
             break;
         case O_VERBOSE:
             kn_log_set_level(KN_LOG_DEBUG);

@@ -277,8 +277,9 @@ KN_API kn_status kn_registry_endpoint_list(kn_registry *r, const kn_list_params 
  *   Creating / SystemUpdating -> InService once every instance answers
  *   /ping; -> Failed (FailureReason = the instance's last stderr line, i.e.
  *   the model loader's message) when an instance exits or stays silent
- *   before that; an instance of an InService endpoint that exits is
- *   replaced (with back-off when it keeps failing); Deleting -> instances
+ *   before that; an instance of an InService endpoint that exits, or fails
+ *   three health pings in a row, is replaced (with back-off when it keeps
+ *   failing to start); Deleting -> instances
  *   get SIGTERM (SIGKILL after the grace time) and the endpoint row goes.
  * Instances die with the daemon (PR_SET_PDEATHSIG), so a killed daemon
  * leaves none behind; on start the fleet brings every stored endpoint back
@@ -299,6 +300,8 @@ typedef struct kn_fleet_params {
                                     variant's ContainerStartupHealthCheckTimeout wins */
     unsigned invoke_timeout_ms;  /* per attempt (default 60000) */
     unsigned stop_grace_ms;      /* SIGTERM to SIGKILL (default 30000) */
+    unsigned health_interval_ms; /* /ping of ready instances, real ms (default 5000, 0 =
+                                    never); 3 failures in a row replace the instance */
 } kn_fleet_params;
 KN_API kn_fleet_params kn_fleet_default_params(void);
 

@@ -55,7 +55,8 @@ typedef struct instance {
     int outstanding;
     bool broken;       /* a request failed at the transport level */
     bool pinging;
-    uint64_t started_ns, stop_sent_ns;
+    int ping_failures;      /* consecutive failed health pings while ready */
+    uint64_t started_ns, stop_sent_ns, pinged_ns;
     char timeout_reason[128]; /* set when it was killed for not answering /ping */
     char ready_file[PATH_MAX];
     char log_file[PATH_MAX];
@@ -145,6 +146,7 @@ kn_fleet_params kn_fleet_default_params(void)
                          .poll_ms = 50,
                          .startup_timeout_s = 240,
                          .invoke_timeout_ms = 60000,
+                         .health_interval_ms = 5000,
                          .stop_grace_ms = 30000};
     return p;
 }
@@ -781,6 +783,7 @@ static void health_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n)
                     in->pinging = false;
                     if (ok && in->state == INST_STARTING) {
                         in->port = port;
+                        in->pinged_ns = real_ns();
                         in->state = INST_READY;
                         v->failures = 0;
                         kn_log(KN_LOG_INFO, "endpoint %s: instance %d ready on port %d",
@@ -796,17 +799,25 @@ static void health_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n)
                              v->startup_timeout_s);
                     kill(in->pid, SIGKILL);
                 }
-            } else if (in->state == INST_READY && in->broken && !in->pinging) {
+            } else if (in->state == INST_READY && !in->pinging &&
+                       (in->broken || (f->p.health_interval_ms &&
+                                       real_ns() - in->pinged_ns >=
+                                           (uint64_t)f->p.health_interval_ms * 1000000ull))) {
+                /* a suspect instance (a request failed on it) gets one
+                 * chance; a routine health check three */
                 in->pinging = true;
                 int port = in->port;
                 pthread_mutex_unlock(&f->mu);
                 bool ok = ping(f, port);
                 pthread_mutex_lock(&f->mu);
                 in->pinging = false;
-                if (ok)
+                in->pinged_ns = real_ns();
+                if (ok) {
                     in->broken = false;
-                else if (in->state == INST_READY) {
-                    kn_log(KN_LOG_WARN, "endpoint %s: instance %d stopped answering; "
+                    in->ping_failures = 0;
+                } else if (in->state == INST_READY &&
+                           (in->broken || ++in->ping_failures >= 3)) {
+                    kn_log(KN_LOG_WARN, "endpoint %s: instance %d stopped answering /ping; "
                            "replacing it", ep->rec.name, in->id);
                     kill(in->pid, SIGKILL);
                     in->state = INST_STOPPING;

@@ -15,6 +15,7 @@ on a free loopback port, in a fresh data dir:
     over 6 MiB (413);
   - kill -9 of one instance while requests are flowing: every request
     succeeds (retried on the other instance) and the instance is replaced;
+    an instance stopped with SIGSTOP fails its health pings and is replaced;
   - UpdateEndpointWeightsAndCapacities: Updating -> InService at 3, then at 1
     instance (surplus processes stopped), a second update while Updating is
     refused; UpdateEndpoint to another configuration while requests flow (no
@@ -89,7 +90,8 @@ def main():
     ready = f"{d}/ready"
     log = open(f"{d}/server.err", "wb")
     srv = subprocess.Popen([KN, "server", "--data-dir", f"{d}/data", "--port", "0",
-                            "--ready-file", ready], stdout=subprocess.DEVNULL, stderr=log)
+                            "--ready-file", ready, "--health-interval-ms", "300"],
+                           stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(400):
             if os.path.exists(ready) and open(ready).read().strip():
@@ -291,6 +293,24 @@ def run(d, port, jpeg, img_port, boto3, bconfig, ClientError, WaiterError):
         time.sleep(0.1)
     check("instance replaced", replaced, now)
     check("still InService", r["EndpointStatus"] == "InService", r["EndpointStatus"])
+
+    # an instance that hangs (SIGSTOP) fails its health pings and is replaced
+    hung = now[0] if now else None
+    if hung:
+        os.kill(int(hung), signal.SIGSTOP)
+    replaced = False
+    for _ in range(600):
+        now = subprocess.run(["pgrep", "-f", "--", f"--ready-file {d}/data/instances/dog-ep/"],
+                             capture_output=True, text=True).stdout.split()
+        r = sm.describe_endpoint(EndpointName="dog-ep")
+        if hung not in now and len(now) == 2 and \
+                r["ProductionVariants"][0]["CurrentInstanceCount"] == 2:
+            replaced = True
+            break
+        time.sleep(0.1)
+    check("hung instance replaced", replaced, now)
+    r = rt.invoke_endpoint(EndpointName="dog-ep", ContentType="image/jpeg", Body=jpeg)
+    check("serving after the hang", json.loads(r["Body"].read()) == rows)
 
     # capacity updates: scale out to 3, then in to 1 (drained), weights only
     def settle(want_status="InService"):
