@@ -137,6 +137,11 @@ KN_API int kn_auth_fail_http(kn_auth_fail f, kn_auth_proto p);
  * none may match). A missing key fails a condition, except under negated
  * operators, IfExists and ForAllValues, which it passes.
  *
+ * Principals: an account id or its root ARN names every principal of the
+ * account, a role ARN also its sessions. NotPrincipal leaves a caller out
+ * only when it lists every identity the caller is — the account, the role
+ * and the session, or the service — as AWS evaluates it.
+ *
  * Evaluation over all policies that apply: an explicit Deny wins, else an
  * Allow, else the implicit deny; the decision names the policy and
  * statement that decided. Parsed policies are immutable and may be shared

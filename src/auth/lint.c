@@ -234,7 +234,10 @@ kn_status kn_policy_lint(const char *json, size_t len, kn_policy_kind kind,
                         "Resource \"*\" applies the statement to every resource; name the ARNs");
                     break;
                 }
-        if (!s->deny && s->has_principal && s->principal_any && s->nconds == 0)
+        bool public_ = s->principal_any;
+        for (int i = 0; i < s->principal_aws.n && !public_; i++)
+            public_ = !strcmp(s->principal_aws.v[i], "*"); /* {"AWS": "*"} is "*" too */
+        if (!s->deny && s->has_principal && !s->not_principal && public_ && s->nconds == 0)
             add(&o, s, si, KN_LINT_ERROR, "PublicPrincipal",
                 "Principal \"*\" without a condition lets anyone in");
     }

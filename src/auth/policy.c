@@ -454,14 +454,80 @@ static bool principal_is(const char *want, const char *who)
     return false;
 }
 
+static bool service_listed(const stmt *s, const char *svc)
+{
+    for (int i = 0; svc && i < s->principal_service.n; i++)
+        if (!strcasecmp(s->principal_service.v[i], svc))
+            return true;
+    return false;
+}
+
+/* For NotPrincipal: one identity named exactly ("*" names all; an account
+ * id is its root ARN). */
+static bool aws_listed(const stmt *s, const char *id)
+{
+    for (int i = 0; i < s->principal_aws.n; i++) {
+        const char *v = s->principal_aws.v[i];
+        if (!strcmp(v, "*") || !strcmp(v, id))
+            return true;
+        if (strlen(v) == 12 && !strncmp(id, "arn:aws:iam::", 13) && !strncmp(id + 13, v, 12) &&
+            !strcmp(id + 25, ":root"))
+            return true;
+    }
+    return false;
+}
+
+/* NotPrincipal leaves a caller out only when it names every identity the
+ * caller is: its account (root), a role and that role's session, or the
+ * calling service. Naming the account does not leave out everyone in it
+ * (unlike Principal, where it delegates to the account), and naming a role
+ * without its session still leaves the session in — AWS's rule. */
+static bool not_principal_excludes(const stmt *s, const kn_policy_request *r)
+{
+    if (s->principal_any)
+        return true;
+    if (!r->principal && !r->principal_service)
+        return false;
+    if (r->principal_service && !service_listed(s, r->principal_service))
+        return false;
+    const char *who = r->principal;
+    if (!who)
+        return true;
+    if (!aws_listed(s, who))
+        return false;
+    /* the account: fifth ':'-separated segment */
+    const char *p = who;
+    for (int i = 0; i < 4 && p; i++)
+        if ((p = strchr(p, ':')))
+            p++;
+    size_t alen = p ? strcspn(p, ":") : 0;
+    if (alen == 0 || alen > 32)
+        return false;
+    char id[600];
+    snprintf(id, sizeof id, "arn:aws:iam::%.*s:root", (int)alen, p);
+    if (!aws_listed(s, id))
+        return false;
+    const char *ar = strstr(p, ":assumed-role/");
+    if (ar) {
+        const char *role = ar + 14;
+        int w = snprintf(id, sizeof id, "arn:aws:iam::%.*s:role/%.*s", (int)alen, p,
+                         (int)strcspn(role, "/"), role);
+        if (w < 0 || (size_t)w >= sizeof id || !aws_listed(s, id))
+            return false;
+    }
+    return true;
+}
+
 static bool principal_match(const stmt *s, const kn_policy_request *r)
 {
+    if (s->not_principal)
+        return !not_principal_excludes(s, r);
     bool in = s->principal_any;
     for (int i = 0; i < s->principal_aws.n && !in; i++)
         in = principal_is(s->principal_aws.v[i], r->principal);
-    for (int i = 0; i < s->principal_service.n && !in; i++)
-        in = r->principal_service && !strcasecmp(s->principal_service.v[i], r->principal_service);
-    return s->not_principal ? !in : in;
+    if (!in)
+        in = service_listed(s, r->principal_service);
+    return in;
 }
 
 static bool stmt_applies(const kn_policy *p, const stmt *s, const kn_policy_request *r)

@@ -7,6 +7,7 @@
 #include "kennel/auth.h"
 #include "kn_test.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define ACCT "123456789012"
@@ -241,6 +242,109 @@ static void test_trust_and_principals(void)
     kn_policy_evaluate((const kn_policy *const *)&a, 1, &r, &d);
     KN_CHECK_INT(d.effect, KN_POLICY_IMPLICIT_DENY);
     kn_policy_free(a);
+}
+
+/* NotPrincipal + Deny: the caller is exempt only when every identity it is
+ * — the account, the role and its session, or the service — is listed
+ * (AWS's rule); naming the account does not exempt everyone in it. */
+static void test_not_principal(void)
+{
+    kn_policy *p = parse(
+        "{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"lambda:*\"},"
+        "{\"Sid\":\"OnlyBobAndRole\",\"Effect\":\"Deny\",\"NotPrincipal\":{\"AWS\":["
+        "\"arn:aws:iam::" ACCT ":user/bob\",\"arn:aws:iam::" ACCT ":root\","
+        "\"arn:aws:iam::" ACCT ":role/r\",\"arn:aws:sts::" ACCT ":assumed-role/r/s1\"],"
+        "\"Service\":\"lambda.amazonaws.com\"},\"Action\":\"lambda:*\"}]}",
+        KN_POLICY_RESOURCE);
+    KN_REQUIRE(p);
+    static const struct {
+        const char *principal, *service;
+        kn_policy_effect want;
+    } cases[] = {
+        {"arn:aws:iam::" ACCT ":user/bob", NULL, KN_POLICY_ALLOW},
+        {"arn:aws:iam::" ACCT ":user/alice", NULL, KN_POLICY_EXPLICIT_DENY},
+        {"arn:aws:iam::" ACCT ":root", NULL, KN_POLICY_ALLOW},
+        {"arn:aws:iam::999999999999:user/bob", NULL, KN_POLICY_EXPLICIT_DENY},
+        {"arn:aws:sts::" ACCT ":assumed-role/r/s1", NULL, KN_POLICY_ALLOW},
+        {"arn:aws:sts::" ACCT ":assumed-role/r/s2", NULL, KN_POLICY_EXPLICIT_DENY},
+        {NULL, "lambda.amazonaws.com", KN_POLICY_ALLOW},
+        {NULL, "ec2.amazonaws.com", KN_POLICY_EXPLICIT_DENY},
+        {NULL, NULL, KN_POLICY_EXPLICIT_DENY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kn_policy_request r = {.action = "lambda:InvokeFunction", .resource = "*",
+                               .principal = cases[i].principal,
+                               .principal_service = cases[i].service};
+        kn_policy_decision d;
+        kn_policy_evaluate((const kn_policy *const *)&p, 1, &r, &d);
+        if (d.effect != cases[i].want)
+            fprintf(stderr, "case %zu (%s %s): effect %d\n", i,
+                    cases[i].principal ? cases[i].principal : "-",
+                    cases[i].service ? cases[i].service : "-", (int)d.effect);
+        KN_CHECK_INT(d.effect, cases[i].want);
+    }
+    kn_policy_free(p);
+    /* without the account in the list, even bob is denied (AWS's example) */
+    p = parse("{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"lambda:*\"},"
+              "{\"Effect\":\"Deny\",\"NotPrincipal\":{\"AWS\":\"arn:aws:iam::" ACCT
+              ":user/bob\"},\"Action\":\"lambda:*\"}]}",
+              KN_POLICY_RESOURCE);
+    kn_policy_request r = {.action = "lambda:InvokeFunction", .resource = "*",
+                           .principal = "arn:aws:iam::" ACCT ":user/bob"};
+    kn_policy_decision d;
+    kn_policy_evaluate((const kn_policy *const *)&p, 1, &r, &d);
+    KN_CHECK_INT(d.effect, KN_POLICY_EXPLICIT_DENY);
+    kn_policy_free(p);
+    /* NotPrincipal "*" leaves nobody in */
+    p = parse("{\"Statement\":[{\"Effect\":\"Allow\",\"NotPrincipal\":\"*\",\"Action\":\"lambda:*\"}]}",
+              KN_POLICY_RESOURCE);
+    kn_policy_evaluate((const kn_policy *const *)&p, 1, &r, &d);
+    KN_CHECK_INT(d.effect, KN_POLICY_IMPLICIT_DENY);
+    kn_policy_free(p);
+}
+
+static bool has_finding(const kn_lint_finding *f, size_t n, const char *code)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(f[i].code, code))
+            return true;
+    return false;
+}
+
+/* Principal {"AWS": "*"} is as public as Principal "*"; NotPrincipal "*"
+ * is nobody. */
+static void test_lint_public_principal(void)
+{
+    static const struct {
+        const char *doc;
+        bool public_;
+    } cases[] = {
+        {"{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"lambda:InvokeFunction\"}}",
+         true},
+        {"{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"*\"},\"Action\":\"lambda:InvokeFunction\"}}",
+         true},
+        {"{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":[\"" ACCT "\",\"*\"]},\"Action\":\"lambda:InvokeFunction\"}}",
+         true},
+        {"{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"" ACCT "\"},\"Action\":\"lambda:InvokeFunction\"}}",
+         false},
+        {"{\"Statement\":{\"Effect\":\"Allow\",\"NotPrincipal\":\"*\",\"Action\":\"lambda:InvokeFunction\"}}",
+         false},
+        {"{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"*\"},\"Action\":\"lambda:InvokeFunction\","
+         "\"Condition\":{\"StringEquals\":{\"aws:SourceAccount\":\"" ACCT "\"}}}}",
+         false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kn_lint_finding *f = NULL;
+        size_t n = 0;
+        kn_err e = {0};
+        KN_CHECK_INT(kn_policy_lint(cases[i].doc, strlen(cases[i].doc), KN_POLICY_RESOURCE, &f,
+                                    &n, &e),
+                     KN_OK);
+        if (has_finding(f, n, "PublicPrincipal") != cases[i].public_)
+            fprintf(stderr, "lint case %zu: PublicPrincipal %d\n", i, !cases[i].public_);
+        KN_CHECK(has_finding(f, n, "PublicPrincipal") == cases[i].public_);
+        free(f);
+    }
 }
 
 #define COND_POLICY(ops)                                                                       \
@@ -482,6 +586,8 @@ int main(void)
     KN_RUN(test_least_privilege);
     KN_RUN(test_deny_and_not);
     KN_RUN(test_trust_and_principals);
+    KN_RUN(test_not_principal);
+    KN_RUN(test_lint_public_principal);
     KN_RUN(test_conditions);
     KN_RUN(test_variables);
     KN_RUN(test_glob_property);
