@@ -155,7 +155,9 @@ KN_API kn_status kn_scale_pool_set_reserved(kn_scale_pool *pool, const char *fn,
                                             kn_err *e);
 /* Provisioned concurrency for a qualifier (alias or version number) that
  * resolves to `version`; n = 0 removes it. A new or changed configuration
- * is IN_PROGRESS until kn_scale_pool_set_ready. */
+ * is IN_PROGRESS until kn_scale_pool_set_ready. Leases out on a
+ * configuration that is removed or moved to another version are released
+ * into nothing; a new count for the same version keeps them running. */
 KN_API kn_status kn_scale_pool_set_provisioned(kn_scale_pool *pool, const char *fn,
                                                const char *qualifier, const char *version,
                                                int n, kn_err *e);

@@ -5,7 +5,9 @@
  * configurations live in small arrays searched linearly (an account holds
  * tens of functions, not thousands). Leases are recorded by id so a
  * release after the function was removed, or a second release, changes
- * nothing. */
+ * nothing; a provisioned lease also names the generation of the
+ * configuration it ran on, so replacing a configuration while leases are
+ * out never lets their release free another configuration's environment. */
 #include "kennel/scale.h"
 
 #include <pthread.h>
@@ -26,7 +28,8 @@ typedef struct pc_rec {
     char version[NAME_MAX_LEN];
     int requested, allocated;
     bool ready;
-    int running;
+    int running;            /* leases out on this configuration's environments */
+    unsigned long long gen; /* which configuration: a lease names it */
 } pc_rec;
 
 typedef struct lease_rec {
@@ -34,6 +37,7 @@ typedef struct lease_rec {
     char fn[NAME_MAX_LEN];
     char version[NAME_MAX_LEN];
     bool provisioned;
+    unsigned long long gen; /* provisioned: the configuration it runs on */
 } lease_rec;
 
 struct kn_scale_pool {
@@ -46,6 +50,7 @@ struct kn_scale_pool {
     lease_rec *l;
     int nl, capl;
     unsigned long long next_id;
+    unsigned long long next_gen;
 };
 
 kn_scale_pool_params kn_scale_pool_default_params(void)
@@ -66,6 +71,7 @@ kn_status kn_scale_pool_new(const kn_scale_pool_params *p, kn_scale_pool **out, 
         return kn_err_set(e, KN_NOMEM, "concurrency pool: out of memory");
     pool->p = *p;
     pool->next_id = 1;
+    pool->next_gen = 1;
     pthread_mutex_init(&pool->mu, NULL);
     *out = pool;
     return KN_OK;
@@ -266,6 +272,12 @@ kn_status kn_scale_pool_set_provisioned(kn_scale_pool *pool, const char *fn,
         memcpy(c->fn, fn, strlen(fn) + 1);
         memcpy(c->qualifier, qualifier, strlen(qualifier) + 1);
     }
+    /* Another version is other environments: leases on the old ones are
+     * released into nothing. The same version keeps its running leases. */
+    if (!c->gen || strcmp(c->version, version)) {
+        c->gen = pool->next_gen++;
+        c->running = 0;
+    }
     memcpy(c->version, version, strlen(version) + 1);
     c->requested = n;
     c->ready = false;
@@ -379,6 +391,7 @@ bool kn_scale_pool_acquire(kn_scale_pool *pool, const char *fn, const char *vers
     memcpy(l->fn, fn, strlen(fn) + 1);
     memcpy(l->version, version, strlen(version) + 1);
     l->provisioned = lease->provisioned;
+    l->gen = lease->provisioned ? c->gen : 0;
 out:
     pthread_mutex_unlock(&pool->mu);
     return ok;
@@ -394,9 +407,11 @@ void kn_scale_pool_release(kn_scale_pool *pool, const kn_scale_lease *lease)
         if (l->id != lease->id)
             continue;
         if (l->provisioned) {
-            pc_rec *c = pc_for_version(pool, l->fn, l->version);
-            if (c && c->running > 0)
-                c->running--;
+            /* only the configuration it ran on: one deleted or moved to
+             * another version since must not free the new environments */
+            for (int k = 0; k < pool->nc; k++)
+                if (pool->c[k].gen == l->gen && pool->c[k].running > 0)
+                    pool->c[k].running--;
         } else {
             fn_rec *f = fn_find(pool, l->fn);
             if (f && f->on_demand > 0)

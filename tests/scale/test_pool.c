@@ -160,6 +160,78 @@ static void test_account_pool(void)
     kn_scale_pool_free(pool);
 }
 
+/* Provisioned configurations replaced while leases are out: a lease
+ * counts against the configuration it ran on and nothing else. Deleting
+ * and re-creating a configuration, or pointing the alias at another
+ * version, starts from zero running; the old leases, released later, do
+ * not free the new environments; a change of count for the same version
+ * keeps its running leases. */
+static void test_reconfigure_with_leases_out(void)
+{
+    kn_scale_pool *pool = new_pool(1000, 100);
+    KN_REQUIRE(pool);
+    kn_err e = {0};
+    kn_scale_throttle why;
+    kn_scale_fn_stats st;
+    KN_CHECK_INT(kn_scale_pool_set_reserved(pool, "f", 10, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "f", "live", "1", 2, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_ready(pool, "f", "live", 0, &e), KN_OK);
+    kn_scale_lease old[2], fresh[3];
+    for (int i = 0; i < 2; i++) {
+        KN_CHECK(kn_scale_pool_acquire(pool, "f", "1", &old[i], &why));
+        KN_CHECK(old[i].provisioned);
+    }
+    /* delete and re-create: two new warm environments */
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "f", "live", "1", 0, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "f", "live", "1", 2, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_ready(pool, "f", "live", 0, &e), KN_OK);
+    for (int i = 0; i < 2; i++) {
+        KN_CHECK(kn_scale_pool_acquire(pool, "f", "1", &fresh[i], &why));
+        KN_CHECK(fresh[i].provisioned);
+    }
+    for (int i = 0; i < 2; i++)
+        kn_scale_pool_release(pool, &old[i]); /* must not free the new ones */
+    kn_scale_pool_stats(pool, "f", &st);
+    KN_CHECK_INT(st.running_provisioned, 2);
+    KN_CHECK(kn_scale_pool_acquire(pool, "f", "1", &fresh[2], &why));
+    KN_CHECK(!fresh[2].provisioned && fresh[2].spillover); /* both warm ones are busy */
+    for (int i = 0; i < 3; i++)
+        kn_scale_pool_release(pool, &fresh[i]);
+    kn_scale_pool_stats(pool, "f", &st);
+    KN_CHECK(st.running_provisioned == 0 && st.running_on_demand == 0);
+
+    /* the alias moves to version 2: its environments start empty, and the
+     * version-1 leases still out are released into nothing */
+    for (int i = 0; i < 2; i++)
+        KN_CHECK(kn_scale_pool_acquire(pool, "f", "1", &old[i], &why) && old[i].provisioned);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "f", "live", "2", 2, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_ready(pool, "f", "live", 0, &e), KN_OK);
+    for (int i = 0; i < 2; i++) {
+        KN_CHECK(kn_scale_pool_acquire(pool, "f", "2", &fresh[i], &why));
+        KN_CHECK(fresh[i].provisioned);
+    }
+    for (int i = 0; i < 2; i++) {
+        kn_scale_pool_release(pool, &old[i]);
+        kn_scale_pool_release(pool, &fresh[i]);
+    }
+    kn_scale_pool_stats(pool, "f", &st);
+    KN_CHECK(st.running_provisioned == 0 && st.running_on_demand == 0);
+
+    /* same version, more environments: the running lease keeps counting */
+    KN_CHECK(kn_scale_pool_acquire(pool, "f", "2", &old[0], &why) && old[0].provisioned);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "f", "live", "2", 3, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_ready(pool, "f", "live", 0, &e), KN_OK);
+    for (int i = 0; i < 3; i++)
+        KN_CHECK(kn_scale_pool_acquire(pool, "f", "2", &fresh[i], &why));
+    KN_CHECK(fresh[0].provisioned && fresh[1].provisioned && !fresh[2].provisioned);
+    kn_scale_pool_release(pool, &old[0]);
+    for (int i = 0; i < 3; i++)
+        kn_scale_pool_release(pool, &fresh[i]);
+    kn_scale_pool_stats(pool, "f", &st);
+    KN_CHECK(st.running_provisioned == 0 && st.running_on_demand == 0);
+    kn_scale_pool_free(pool);
+}
+
 typedef struct hammer {
     kn_scale_pool *pool;
     int max_seen_on_demand;
@@ -214,6 +286,7 @@ int main(void)
     KN_RUN(test_reference_function);
     KN_RUN(test_configuration_checks);
     KN_RUN(test_account_pool);
+    KN_RUN(test_reconfigure_with_leases_out);
     KN_RUN(test_threads);
     return kn_test_finish();
 }
