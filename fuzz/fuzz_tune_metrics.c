@@ -1,7 +1,7 @@
 /* Fuzz target for MetricDefinitions and log scanning: the input up to its
  * first NUL byte is the definitions JSON, the rest is a log line (NUL bytes
  * and invalid UTF-8 included). Promises checked (abort when broken): a
- * refusal hands out nothing and says why; every value reported is finite
+ * refusal hands out nothing and says why on one printable line; every value reported is finite
  * and belongs to a defined metric; the count returned is the count seen. */
 #include "kennel/tune.h"
 
@@ -34,6 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (kn_tune_metrics_new((const char *)data, jlen, &m, &e) != KN_OK) {
         if (m || !e.msg[0])
             abort();
+        for (const char *c = e.msg; *c; c++) /* one printable line */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                abort();
         return 0;
     }
     seen s = {0, kn_tune_metrics_count(m)};

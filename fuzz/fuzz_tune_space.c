@@ -2,8 +2,9 @@
  * when it parses, map coordinates 0, 0.5 and 1 of every parameter to values
  * and strings, then run a few asks of a Bayesian and a Grid tuner over it.
  * Promises checked (abort when broken): a refusal leaves an empty space and
- * says why; values stay within [min, max] (numeric) or index a real value
- * (categorical); formatted values are non-empty. */
+ * says why on one printable line; values stay within [min, max] (numeric)
+ * or index a real value (categorical); formatted values are non-empty and
+ * never "nan" or "inf". */
 #include "kennel/tune.h"
 
 #include <math.h>
@@ -21,6 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (kn_tune_space_parse((const char *)data, size, &s, &e) != KN_OK) {
         if (s.n != 0 || !e.msg[0])
             abort();
+        for (const char *c = e.msg; *c; c++) /* one printable line */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                abort();
         return 0;
     }
     for (int i = 0; i < s.n; i++) {
@@ -33,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             char buf[300];
             kn_tune_space_format(&s, i, k / 2.0, buf, sizeof buf);
-            if (!buf[0])
+            if (!buf[0] || (p->type != KN_TUNE_CATEGORICAL &&
+                            (strstr(buf, "nan") || strstr(buf, "inf"))))
                 abort();
         }
     }

@@ -74,7 +74,8 @@ typedef struct kn_tune_space {
 /* Parses a ParameterRanges object ({"ContinuousParameterRanges": [...],
  * "IntegerParameterRanges": [...], "CategoricalParameterRanges": [...]}).
  * KN_INVALID (AWS: ValidationException) naming the range and field: bad
- * numbers, min >= max, log scales with min <= 0, reverse-log outside [0, 1),
+ * numbers, min >= max, integer bounds past +-2^53, log scales with min <= 0,
+ * reverse-log outside [0, 1),
  * empty or over-long categoricals, duplicate names, more than 30 parameters. */
 KN_API kn_status kn_tune_space_parse(const char *json, size_t len, kn_tune_space *out,
                                      kn_err *e);

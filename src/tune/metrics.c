@@ -29,6 +29,16 @@ struct kn_tune_metrics {
     pcre2_match_context *mctx;
 };
 
+/* Messages quote names as sent: control bytes become '?' so a message
+ * stays one line. */
+static kn_status one_line(kn_err *e, kn_status rc)
+{
+    for (char *c = e ? e->msg : NULL; c && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    return rc;
+}
+
 void kn_tune_metrics_free(kn_tune_metrics *m)
 {
     if (!m)
@@ -45,7 +55,8 @@ kn_status kn_tune_metrics_new(const char *json, size_t len, kn_tune_metrics **ou
     json_error_t je;
     json_t *root = json_loadb(json, len, 0, &je);
     if (!root)
-        return kn_err_set(e, KN_INVALID, "MetricDefinitions is not valid JSON: %s", je.text);
+        return one_line(e, kn_err_set(e, KN_INVALID, "MetricDefinitions is not valid JSON: %s",
+                                      je.text));
     kn_status rc = KN_OK;
     kn_tune_metrics *m = calloc(1, sizeof *m);
     if (!m || !(m->mctx = pcre2_match_context_create(NULL))) {
@@ -111,7 +122,7 @@ out:
     json_decref(root);
     if (rc) {
         kn_tune_metrics_free(m);
-        return rc;
+        return one_line(e, rc);
     }
     *out = m;
     return KN_OK;
@@ -149,10 +160,12 @@ int kn_tune_metrics_scan(const kn_tune_metrics *m, const char *line, size_t len,
              * be valid UTF-8. A line that hits the match limit yields
              * nothing more. */
             int rc = pcre2_match(m->m[i].re, (PCRE2_SPTR)line, len, start, 0, md, m->mctx);
-            if (rc < 2)
+            if (rc < 1) /* no match, or an error such as the match limit */
                 break;
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-            if (ov[2] != PCRE2_UNSET && ov[3] > ov[2] && ov[3] - ov[2] < 64) {
+            /* rc 1: matched without the value group ("(\d+)?"): nothing
+             * to read here, but later matches on the line still count */
+            if (rc >= 2 && ov[2] != PCRE2_UNSET && ov[3] > ov[2] && ov[3] - ov[2] < 64) {
                 char num[64];
                 size_t n = ov[3] - ov[2];
                 memcpy(num, line + ov[2], n);

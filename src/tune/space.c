@@ -10,6 +10,16 @@
 
 #define BAD(...) kn_err_set(e, KN_INVALID, __VA_ARGS__)
 
+/* Messages quote names and values as sent (and jansson's, the bytes near
+ * an error): control bytes become '?' so a message stays one line. */
+static kn_status one_line(kn_err *e, kn_status rc)
+{
+    for (char *c = e ? e->msg : NULL; c && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    return rc;
+}
+
 void kn_tune_space_deinit(kn_tune_space *s)
 {
     for (int i = 0; i < s->n; i++)
@@ -77,6 +87,10 @@ static kn_status parse_numeric(json_t *o, const char *where, kn_tune_type type,
         return BAD("%s (%s): MaxValue must be a number", where, p->name);
     if (type == KN_TUNE_INTEGER && (p->min != floor(p->min) || p->max != floor(p->max)))
         return BAD("%s (%s): MinValue and MaxValue must be integers", where, p->name);
+    /* Past 2^53 a double no longer holds every integer, and the value is
+     * printed through a long long. */
+    if (type == KN_TUNE_INTEGER && (fabs(p->min) > 0x1p53 || fabs(p->max) > 0x1p53))
+        return BAD("%s (%s): MinValue and MaxValue must be within +-2^53", where, p->name);
     if (!(p->min < p->max))
         return BAD("%s (%s): MinValue %g must be less than MaxValue %g", where, p->name, p->min,
                    p->max);
@@ -132,7 +146,7 @@ kn_status kn_tune_space_parse(const char *text, size_t len, kn_tune_space *out, 
     json_error_t je;
     json_t *root = json_loadb(text, len, 0, &je);
     if (!root)
-        return BAD("ParameterRanges is not valid JSON: %s", je.text);
+        return one_line(e, BAD("ParameterRanges is not valid JSON: %s", je.text));
     kn_status rc = KN_OK;
     static const char *const kinds[] = {"ContinuousParameterRanges", "IntegerParameterRanges",
                                         "CategoricalParameterRanges"};
@@ -183,7 +197,7 @@ out:
     json_decref(root);
     if (rc)
         kn_tune_space_deinit(out);
-    return rc;
+    return one_line(e, rc);
 }
 
 static double clamp01(double u)
@@ -211,7 +225,9 @@ double kn_tune_space_value(const kn_tune_space *s, int i, double u)
         break;
     }
     default:
-        v = p->min + u * (p->max - p->min);
+        /* max - min overflows for ranges wider than DBL_MAX */
+        v = isfinite(p->max - p->min) ? p->min + u * (p->max - p->min)
+                                       : (1 - u) * p->min + u * p->max;
     }
     if (v < p->min)
         v = p->min;

@@ -126,11 +126,48 @@ static void test_match_limit(void)
     kn_tune_metrics_free(m);
 }
 
+/* A match whose value group did not take part ("(\\d+)?" on "loss=;")
+ * yields nothing but does not end the scan of the line. */
+static void test_optional_group(void)
+{
+    kn_tune_metrics *m = make("[{\"Name\":\"loss\",\"Regex\":\"loss=(\\\\d+)?;\"}]");
+    KN_REQUIRE(m);
+    seen s;
+    KN_CHECK_INT(scan(m, "loss=; loss=5; loss=; loss=7;", &s), 2);
+    KN_CHECK(s.n == 2 && s.value[0] == 5 && s.value[1] == 7);
+    kn_tune_metrics_free(m);
+}
+
+/* Messages quote names the user sent: they stay one printable line. */
+static void test_messages_one_line(void)
+{
+    static const char *const docs[] = {
+        "[{\"Name\":\"a\\nb\\u0007\",\"Regex\":\"x\"}]",
+        "[{\"Name\":\"a\\r\\nb\",\"Regex\":\"(\"}]",
+        "[{\"Name\":\"l\\n\",\"Regex\":\"(\\\\d)\"},{\"Name\":\"l\\n\",\"Regex\":\"(x)\"}]",
+        "[{\"Name\":\"\u00e9\\t\",\"Regex\":\"\"}]",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        kn_tune_metrics *m = NULL;
+        kn_err e = {0};
+        KN_CHECK_INT(kn_tune_metrics_new(docs[i], strlen(docs[i]), &m, &e), KN_INVALID);
+        KN_CHECK(m == NULL && e.msg[0]);
+        for (const char *c = e.msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                fprintf(stderr, "doc %zu: byte 0x%02x in '%s'\n", i, (unsigned char)*c, e.msg);
+                KN_CHECK(0);
+                break;
+            }
+    }
+}
+
 int main(void)
 {
     KN_RUN(test_reference_regex);
     KN_RUN(test_sagemaker_style);
     KN_RUN(test_errors);
     KN_RUN(test_match_limit);
+    KN_RUN(test_optional_group);
+    KN_RUN(test_messages_one_line);
     return kn_test_finish();
 }

@@ -113,6 +113,59 @@ static void test_space(void)
     KN_CHECK_CONTAINS(e.msg, "more than 30");
 }
 
+/* Ranges at the edges of double: values stay finite and inside the range
+ * (a linear range wider than DBL_MAX once gave NaN), integers beyond 2^53
+ * (not exact in a double, and overflowing the printed long long) are
+ * refused, and messages quoting names stay one printable line. */
+static void test_space_extremes(void)
+{
+    kn_tune_space s;
+    kn_err e = {0};
+    const char *wide = "{\"ContinuousParameterRanges\":[{\"Name\":\"w\",\"MinValue\":\"-1e308\","
+                       "\"MaxValue\":\"1e308\",\"ScalingType\":\"Linear\"}]}";
+    KN_REQUIRE(parse(wide, &s, &e) == KN_OK);
+    for (int k = 0; k <= 4; k++) {
+        double v = kn_tune_space_value(&s, 0, k / 4.0);
+        KN_CHECK(isfinite(v) && v >= -1e308 && v <= 1e308);
+        char buf[64];
+        kn_tune_space_format(&s, 0, k / 4.0, buf, sizeof buf);
+        KN_CHECK(strstr(buf, "nan") == NULL && strstr(buf, "inf") == NULL);
+    }
+    KN_CHECK(kn_tune_space_value(&s, 0, 0) == -1e308 && kn_tune_space_value(&s, 0, 1) == 1e308);
+    kn_tune_space_deinit(&s);
+
+    const char *huge = "{\"IntegerParameterRanges\":[{\"Name\":\"n\",\"MinValue\":\"-1e300\","
+                       "\"MaxValue\":\"1e300\"}]}";
+    KN_CHECK_INT(parse(huge, &s, &e), KN_INVALID);
+    KN_CHECK(strstr(e.msg, "(n)") != NULL);
+    const char *edge = "{\"IntegerParameterRanges\":[{\"Name\":\"n\",\"MinValue\":"
+                       "\"-9007199254740992\",\"MaxValue\":\"9007199254740992\"}]}";
+    KN_REQUIRE(parse(edge, &s, &e) == KN_OK);
+    char buf[64];
+    kn_tune_space_format(&s, 0, 1, buf, sizeof buf);
+    KN_CHECK_STR(buf, "9007199254740992");
+    kn_tune_space_format(&s, 0, 0, buf, sizeof buf);
+    KN_CHECK_STR(buf, "-9007199254740992");
+    kn_tune_space_deinit(&s);
+
+    static const char *const bad[] = {
+        "{\"CategoricalParameterRanges\":[{\"Name\":\"a\\nb\",\"Values\":[\"x\"]},"
+        "{\"Name\":\"a\\nb\",\"Values\":[\"y\"]}]}",
+        "{\"CategoricalParameterRanges\":[{\"Name\":\"c\",\"Values\":[\"x\\u0007\\n\",\"x\\u0007\\n\"]}]}",
+        "{\"ContinuousParameterRanges\":[{\"Name\":\"\\r\\n\u00e9\",\"MinValue\":\"1\",\"MaxValue\":\"0\"}]}",
+        "{\"ContinuousParameterRanges\":[{\"Name\":\"x\",\"MinValue\":\"1\",\"MaxValue\":\"0\"}]\n\x01",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        KN_CHECK_INT(parse(bad[i], &s, &e), KN_INVALID);
+        for (const char *c = e.msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                fprintf(stderr, "bad %zu: byte 0x%02x in '%s'\n", i, (unsigned char)*c, e.msg);
+                KN_CHECK(0);
+                break;
+            }
+    }
+}
+
 static void test_grid(void)
 {
     kn_tune_space s;
@@ -378,6 +431,7 @@ static void test_hyperband_rungs(void)
 int main(void)
 {
     KN_RUN(test_space);
+    KN_RUN(test_space_extremes);
     KN_RUN(test_grid);
     KN_RUN(test_random_parallel_and_budget);
     KN_RUN(test_bayesian_beats_random);
