@@ -129,8 +129,8 @@ struct kn_fleet {
     fendpoint *eps;
     int next_id;
     bool stopping;
-    bool thread_started;
-    pthread_t thread;
+    bool thread_started, health_started;
+    pthread_t thread, health_thread;
     kn_rng rng;
     pthread_mutex_t pool_mu;
     CURL *pool[CURL_POOL_MAX];
@@ -799,33 +799,92 @@ static void health_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n)
                              v->startup_timeout_s);
                     kill(in->pid, SIGKILL);
                 }
-            } else if (in->state == INST_READY && !in->pinging &&
-                       (in->broken || (f->p.health_interval_ms &&
-                                       real_ns() - in->pinged_ns >=
-                                           (uint64_t)f->p.health_interval_ms * 1000000ull))) {
-                /* a suspect instance (a request failed on it) gets one
-                 * chance; a routine health check three */
-                in->pinging = true;
-                int port = in->port;
-                pthread_mutex_unlock(&f->mu);
-                bool ok = ping(f, port);
-                pthread_mutex_lock(&f->mu);
-                in->pinging = false;
-                in->pinged_ns = real_ns();
-                if (ok) {
-                    in->broken = false;
-                    in->ping_failures = 0;
-                } else if (in->state == INST_READY &&
-                           (in->broken || ++in->ping_failures >= 3)) {
-                    kn_log(KN_LOG_WARN, "endpoint %s: instance %d stopped answering /ping; "
-                           "replacing it", ep->rec.name, in->id);
-                    kill(in->pid, SIGKILL);
-                    in->state = INST_STOPPING;
-                    in->stop_sent_ns = real_ns();
-                }
             }
         }
     }
+}
+
+/* The health thread: pings ready instances that are due (every
+ * health_interval_ms) or suspect (a request failed on them), without
+ * holding f->mu while it waits, so a hung instance (which accepts the
+ * connection and never answers) costs the supervisor nothing. Results are
+ * applied by instance id: the instance may have been reaped meanwhile. */
+typedef struct due {
+    int id;
+    int port;
+} due;
+
+static instance *find_instance(kn_fleet *f, int id, fendpoint **owner)
+{
+    for (fendpoint *ep = f->eps; ep; ep = ep->next)
+        for (int set = 0; set < 2; set++) {
+            fvariant *vars = set ? ep->next_vars : ep->vars;
+            int n = set ? (ep->has_next ? ep->next_rec.n_variants : 0) : ep->rec.n_variants;
+            for (int i = 0; vars && i < n; i++)
+                for (instance *in = vars[i].insts; in; in = in->next)
+                    if (in->id == id) {
+                        *owner = ep;
+                        return in;
+                    }
+        }
+    return NULL;
+}
+
+static void *health(void *arg)
+{
+    kn_fleet *f = arg;
+    due list[64];
+    pthread_mutex_lock(&f->mu);
+    while (!f->stopping) {
+        int n = 0;
+        uint64_t now = real_ns();
+        for (fendpoint *ep = f->eps; ep && n < 64; ep = ep->next)
+            for (int set = 0; set < 2; set++) {
+                fvariant *vars = set ? ep->next_vars : ep->vars;
+                int nv = set ? (ep->has_next ? ep->next_rec.n_variants : 0) : ep->rec.n_variants;
+                for (int i = 0; vars && i < nv; i++)
+                    for (instance *in = vars[i].insts; in && n < 64; in = in->next)
+                        if (in->state == INST_READY && !in->pinging &&
+                            (in->broken ||
+                             (f->p.health_interval_ms &&
+                              now - in->pinged_ns >=
+                                  (uint64_t)f->p.health_interval_ms * 1000000ull))) {
+                            in->pinging = true;
+                            list[n++] = (due){in->id, in->port};
+                        }
+            }
+        pthread_mutex_unlock(&f->mu);
+        bool ok[64];
+        for (int i = 0; i < n; i++)
+            ok[i] = ping(f, list[i].port);
+        pthread_mutex_lock(&f->mu);
+        for (int i = 0; i < n; i++) {
+            fendpoint *ep;
+            instance *in = find_instance(f, list[i].id, &ep);
+            if (!in)
+                continue;
+            in->pinging = false;
+            in->pinged_ns = real_ns();
+            if (ok[i]) {
+                in->broken = false;
+                in->ping_failures = 0;
+            } else if (in->state == INST_READY && (in->broken || ++in->ping_failures >= 3)) {
+                /* a suspect instance gets one chance; a routine check three */
+                kn_log(KN_LOG_WARN, "endpoint %s: instance %d stopped answering /ping; "
+                       "replacing it", ep->rec.name, in->id);
+                kill(in->pid, SIGKILL);
+                in->state = INST_STOPPING;
+                in->stop_sent_ns = real_ns();
+            }
+        }
+        if (!f->stopping) {
+            struct timespec ts;
+            deadline_in(&ts, 50);
+            pthread_cond_timedwait(&f->changed, &f->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
 }
 
 static int count_state(const fvariant *v, bool ready_only)
@@ -1114,6 +1173,10 @@ kn_status kn_fleet_start(kn_platform *p, const kn_fleet_params *fp, kn_fleet **o
             s = kn_err_set(e, KN_INTERNAL, "cannot start the supervisor thread");
         else
             f->thread_started = true;
+        if (!s && pthread_create(&f->health_thread, NULL, health, f) != 0)
+            s = kn_err_set(e, KN_INTERNAL, "cannot start the health thread");
+        else if (!s)
+            f->health_started = true;
     }
     if (s) {
         kn_fleet_stop(f);
@@ -1133,6 +1196,8 @@ void kn_fleet_stop(kn_fleet *f)
     pthread_mutex_unlock(&f->mu);
     if (f->thread_started)
         pthread_join(f->thread, NULL);
+    if (f->health_started)
+        pthread_join(f->health_thread, NULL);
     /* stop every instance, then wait for them (bounded by the grace time) */
     pthread_mutex_lock(&f->mu);
     for (fendpoint *ep = f->eps; ep; ep = ep->next)
