@@ -199,18 +199,21 @@ typedef struct gp {
     double *L;       /* n x n Cholesky factor */
     double *alpha;   /* K^-1 y */
     double ell;
+    double noise;    /* observation noise variance (standardised units) */
 } gp;
 
-/* Fits with length scale ell; returns the log marginal likelihood (or -inf
- * when the matrix is not positive definite). */
-static double gp_fit(gp *g, const double *y, double ell)
+/* Fits with length scale ell and noise variance `noise` on the diagonal;
+ * returns the log marginal likelihood (or -inf when the matrix is not
+ * positive definite). */
+static double gp_fit(gp *g, const double *y, double ell, double noise)
 {
     int n = g->n;
     g->ell = ell;
+    g->noise = noise;
     for (int i = 0; i < n; i++)
         for (int j = 0; j <= i; j++)
             g->L[i * n + j] = matern52(g->x + i * g->d, g->x + j * g->d, g->d, ell) +
-                              (i == j ? 1e-6 : 0);
+                              (i == j ? noise : 0);
     for (int j = 0; j < n; j++) { /* in-place Cholesky, lower triangle */
         double s = g->L[j * n + j];
         for (int k = 0; k < j; k++)
@@ -314,29 +317,37 @@ static bool bayes_point(kn_tuner *t, double *u_out)
         best = fmin(best, y[i]);
     }
     gp g = {.n = observed, .d = d, .x = x, .L = L, .alpha = alpha};
+    /* Length scale and noise by marginal likelihood. Training runs are
+     * noisy, and the same configuration comes back (categorical cells,
+     * coordinates clamped at 0 or 1): without a noise term two results at
+     * one point that differ are a contradiction the fit resolves with
+     * huge weights, and the surrogate predicts nothing useful. */
     static const double ells[] = {0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2};
-    double best_ll = -INFINITY, ell = 0.3;
-    for (size_t i = 0; i < sizeof ells / sizeof ells[0]; i++) {
-        double ll = gp_fit(&g, y, ells[i]);
-        if (ll > best_ll)
-            best_ll = ll, ell = ells[i];
-    }
+    static const double noises[] = {1e-6, 1e-3, 1e-2, 0.1, 0.3};
+    double best_ll = -INFINITY, ell = 0.3, noise = 1e-6;
+    for (size_t i = 0; i < sizeof ells / sizeof ells[0]; i++)
+        for (size_t k = 0; k < sizeof noises / sizeof noises[0]; k++) {
+            double ll = gp_fit(&g, y, ells[i], noises[k]);
+            if (ll > best_ll)
+                best_ll = ll, ell = ells[i], noise = noises[k];
+        }
     if (!isfinite(best_ll))
         goto out;
     /* constant liar: running trials join at their predicted mean */
     for (int i = 0; i < t->n; i++)
         if (t->tr[i].state == RUNNING) {
             double mu, s;
-            gp_fit(&g, y, ell);
+            gp_fit(&g, y, ell, noise);
             gp_predict(&g, t->tr[i].t.u, kv, &mu, &s);
             memcpy(x + m * d, t->tr[i].t.u, sizeof(double) * (size_t)d);
             y[m++] = mu;
             g.n = m;
         }
-    if (!isfinite(gp_fit(&g, y, ell)))
+    if (!isfinite(gp_fit(&g, y, ell, noise)))
         goto out;
     /* candidates: uniform draws plus perturbations of the best points */
     double best_ei = -1, cand[KN_TUNE_MAX_PARAMS];
+    double low_mu = INFINITY, low_u[KN_TUNE_MAX_PARAMS]; /* lowest predicted mean */
     int order[3] = {-1, -1, -1};
     for (int i = 0; i < observed; i++)
         for (int k = 0; k < 3; k++)
@@ -360,7 +371,16 @@ static bool bayes_point(kn_tuner *t, double *u_out)
             best_ei = ei;
             memcpy(u_out, cand, sizeof(double) * (size_t)d);
         }
+        if (mu < low_mu) {
+            low_mu = mu;
+            memcpy(low_u, cand, sizeof(double) * (size_t)d);
+        }
     }
+    /* EI underflows to 0 everywhere once every candidate is a known point
+     * (a small categorical space): then the lowest predicted mean, not
+     * whichever candidate came first. */
+    if (!(best_ei > 0) && isfinite(low_mu))
+        memcpy(u_out, low_u, sizeof(double) * (size_t)d), best_ei = 0;
     ok = best_ei >= 0;
 out:
     free(x);
