@@ -398,20 +398,30 @@ static run_result run_hyperband(uint64_t seed, double target)
     kn_err e = {0};
     MUST(kn_tuner_new(&s, &p, &t, &e) == KN_OK);
     run_result r = {INFINITY, 0, 0};
-    double trained[4096] = {0};
+    static double trained[4096];
+    static bool continued[4096];
+    memset(trained, 0, sizeof trained);
+    memset(continued, 0, sizeof continued);
     kn_tune_trial tr;
     while (r.best > target && kn_tuner_ask(t, &tr) == KN_TUNE_TRIAL && tr.id < 4096) {
-        double before = tr.continues >= 0 ? trained[tr.continues] : 0;
+        double before = 0;
+        if (tr.continues >= 0) { /* a promotion: more epochs, continued once */
+            MUST(tr.continues < tr.id && !continued[tr.continues]);
+            MUST(tr.resource > trained[tr.continues]);
+            before = trained[tr.continues];
+            continued[tr.continues] = true;
+        }
         trained[tr.id] = tr.resource;
         r.budget += tr.resource - before;
         double y = with_epochs(&s, tr.u, tr.resource);
         r.best = fmin(r.best, y);
         kn_tuner_tell(t, tr.id, y, true);
     }
-    /* configurations that never went past the first rung */
+    /* configurations whose last trial stopped short of the full 27 epochs
+     * (a trial that was continued is not where its configuration ended) */
     int n = kn_tuner_started(t);
     for (int i = 0; i < n && i < 4096; i++)
-        r.stopped_early += trained[i] < 27;
+        r.stopped_early += !continued[i] && trained[i] < 27;
     kn_tuner_free(t);
     kn_tune_space_deinit(&s);
     return r;
