@@ -124,6 +124,10 @@ KN_API int kn_auth_fail_http(kn_auth_fail f, kn_auth_proto p);
  * trust policies also need exactly one of Principal/NotPrincipal — and an
  * optional Condition. Every list may be a string or an array of strings.
  *
+ * Policy variables (2012-10-17): ${key} is the key's first value, ${*}
+ * ${?} ${$} the characters themselves; in Resource and the Like/Arn
+ * operators what a variable puts in is literal, never a wildcard.
+ *
  * Matching: actions "service:Name" case-insensitively with * and ?;
  * resources per ARN segment (arn:partition:service:region:account:resource,
  * the resource part may hold ':' and '/'), case-sensitively, * and ? inside
@@ -204,7 +208,8 @@ KN_API bool kn_policy_glob(const char *pattern, const char *text, bool fold);
 /* AWS's AccessDenied message for a denied decision:
  * "User: <principal> is not authorized to perform: <action> on resource:
  * <resource> because no identity-based policy allows the <action> action"
- * (or "... with an explicit deny in an identity-based policy"). */
+ * (or "... with an explicit deny in an identity-based policy"). Control
+ * bytes of the request's names are written as '?'. */
 KN_API void kn_policy_denied_message(const kn_policy_request *r, const kn_policy_decision *d,
                                      char *out, size_t n);
 

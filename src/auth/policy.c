@@ -61,16 +61,29 @@ static inline char lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c;
 }
 
-bool kn__glob_n(const char *p, const char *pe, const char *t, const char *te, bool fold)
+/* With `esc`, '\\' makes the next pattern character literal: patterns
+ * built by expanding policy variables (expand) mark that way what came
+ * from a variable or from ${*} and ${?}. */
+static bool glob(const char *p, const char *pe, const char *t, const char *te, bool fold,
+                 bool esc)
 {
     /* Iterative with one backtrack point: linear-ish, no recursion depth. */
     const char *star = NULL, *mark = NULL;
     while (t < te) {
+        const char *lit = p;
+        size_t step = 1;
+        bool one = false;
         if (p < pe && *p == '*') {
             star = p++;
             mark = t;
-        } else if (p < pe && (*p == '?' || *p == *t || (fold && lower(*p) == lower(*t)))) {
-            p++;
+            continue;
+        }
+        if (p < pe && esc && *p == '\\' && p + 1 < pe)
+            lit = p + 1, step = 2;
+        else if (p < pe && *p == '?')
+            one = true;
+        if (p < pe && (one || *lit == *t || (fold && lower(*lit) == lower(*t)))) {
+            p += step;
             t++;
         } else if (star) {
             p = star + 1;
@@ -84,6 +97,11 @@ bool kn__glob_n(const char *p, const char *pe, const char *t, const char *te, bo
     return p == pe;
 }
 
+bool kn__glob_n(const char *p, const char *pe, const char *t, const char *te, bool fold)
+{
+    return glob(p, pe, t, te, fold, false);
+}
+
 bool kn_policy_glob(const char *pattern, const char *text, bool fold)
 {
     return kn__glob_n(pattern, pattern + strlen(pattern), text, text + strlen(text), fold);
@@ -92,7 +110,7 @@ bool kn_policy_glob(const char *pattern, const char *text, bool fold)
 /* ARN patterns: the first five ':'-separated segments match one by one,
  * the sixth (the resource, which may hold ':') as a whole. "*" alone
  * matches everything. */
-static bool arn_match(const char *pat, const char *arn)
+static bool arn_match(const char *pat, const char *arn, bool esc)
 {
     if (!strcmp(pat, "*"))
         return true;
@@ -103,7 +121,7 @@ static bool arn_match(const char *pat, const char *arn)
         const char *ae = ac ? ac : arn + strlen(arn);
         if (seg < 5 && (!pc || !ac))
             return false;
-        if (!kn__glob_n(pat, pe, arn, ae, false))
+        if (!glob(pat, pe, arn, ae, false, esc))
             return false;
         if (seg == 5)
             return true;
@@ -126,17 +144,21 @@ static const kn_policy_key *find_key(const kn_policy_request *r, const char *nam
 
 /* Expands ${key} (first value of the key), ${*} ${?} ${$} into out. False
  * when a referenced key is missing (the pattern then matches nothing) or
- * the result does not fit. */
-static bool expand(const char *s, const kn_policy_request *r, char *out, size_t cap)
+ * the result does not fit. For a pattern (`esc`), what a variable put in
+ * and the characters ${*} ${?} stand for are literal: they are written
+ * '\\'-escaped, as is any '\\' (see glob). */
+static bool expand(const char *s, const kn_policy_request *r, char *out, size_t cap, bool esc)
 {
     size_t o = 0;
     while (*s) {
         const char *add = s;
         size_t n = 1;
+        bool literal = false;
         if (s[0] == '$' && s[1] == '{') {
             const char *end = strchr(s + 2, '}');
             if (end) {
                 size_t klen = (size_t)(end - s - 2);
+                literal = true;
                 if (klen == 1 && strchr("*?$", s[2])) {
                     add = s + 2;
                 } else {
@@ -153,22 +175,32 @@ static bool expand(const char *s, const kn_policy_request *r, char *out, size_t 
         } else {
             s++;
         }
-        if (o + n >= cap)
-            return false;
-        memcpy(out + o, add, n);
-        o += n;
+        for (size_t i = 0; i < n; i++) {
+            char c = add[i];
+            bool escape = esc && (c == '\\' || (literal && (c == '*' || c == '?')));
+            if (o + 1 + escape >= cap)
+                return false;
+            if (escape)
+                out[o++] = '\\';
+            out[o++] = c;
+        }
     }
     out[o] = 0;
     return true;
 }
 
-/* A policy value, expanded when the policy has variables. */
+/* A policy value, expanded when the policy has variables; *esc tells a
+ * pattern (`pattern`) that came back '\\'-escaped. */
 static const char *value(const kn_policy *p, const char *v, const kn_policy_request *r,
-                         char *buf, size_t cap)
+                         char *buf, size_t cap, bool pattern, bool *esc)
 {
+    *esc = false;
     if (!p->vars || !strstr(v, "${"))
         return v;
-    return expand(v, r, buf, cap) ? buf : NULL;
+    if (!expand(v, r, buf, cap, pattern))
+        return NULL;
+    *esc = pattern;
+    return buf;
 }
 
 /* ---- condition comparisons ----------------------------------------------- */
@@ -306,8 +338,9 @@ static bool valid_cidr(const char *cidr)
     return cidr[len + 1] && !*end && b >= 0 && b <= (v6 ? 128 : 32);
 }
 
-/* The positive comparison of one request value with one policy value. */
-static bool compare(base_op op, const char *pv, const char *rv)
+/* The positive comparison of one request value with one policy value
+ * (`esc`: pv is an escaped pattern, see expand). */
+static bool compare(base_op op, const char *pv, const char *rv, bool esc)
 {
     double x = 0, y = 0;
     switch (op) {
@@ -317,7 +350,7 @@ static bool compare(base_op op, const char *pv, const char *rv)
     case OP_STR_EQ_IC:
         return !strcasecmp(pv, rv);
     case OP_STR_LIKE:
-        return kn_policy_glob(pv, rv, false);
+        return glob(pv, pv + strlen(pv), rv, rv + strlen(rv), false, esc);
     case OP_NUM_EQ:
     case OP_NUM_LT:
     case OP_NUM_LE:
@@ -339,7 +372,7 @@ static bool compare(base_op op, const char *pv, const char *rv)
     case OP_IP:
         return ip_match(pv, rv);
     case OP_ARN:
-        return arn_match(pv, rv);
+        return arn_match(pv, rv, esc);
     case OP_NULL:
         return false; /* handled by the caller */
     }
@@ -378,9 +411,10 @@ static bool cond_holds(const kn_policy *p, const cond *c, const kn_policy_reques
     for (size_t j = 0; j < k->n_values; j++) {
         const char *rv = k->values[j] ? k->values[j] : "";
         bool m = false;
+        bool pattern = c->op == OP_STR_LIKE || c->op == OP_ARN, esc;
         for (int i = 0; i < c->values.n && !m; i++) {
-            const char *pv = value(p, c->values.v[i], r, buf, sizeof buf);
-            m = pv && compare(c->op, pv, rv);
+            const char *pv = value(p, c->values.v[i], r, buf, sizeof buf, pattern, &esc);
+            m = pv && compare(c->op, pv, rv, esc);
         }
         if (c->negate)
             m = !m;
@@ -407,8 +441,9 @@ static bool list_has_resource(const kn_policy *p, const strlist *l, const char *
 {
     char buf[2048];
     for (int i = 0; i < l->n; i++) {
-        const char *pat = value(p, l->v[i], r, buf, sizeof buf);
-        if (pat && arn_match(pat, res))
+        bool esc;
+        const char *pat = value(p, l->v[i], r, buf, sizeof buf, true, &esc);
+        if (pat && arn_match(pat, res, esc))
             return true;
     }
     return false;
@@ -585,6 +620,11 @@ void kn_policy_denied_message(const kn_policy_request *r, const kn_policy_decisi
                  "User: %s is not authorized to perform: %s on resource: %s because no "
                  "identity-based policy allows the %s action",
                  who, a, r->resource ? r->resource : "*", a);
+    /* The request's names go back to the client and into logs: whatever
+     * they hold, the message stays one printable line. */
+    for (char *c = out; n && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
 /* ---- parsing ------------------------------------------------------------- */

@@ -467,6 +467,52 @@ static void test_variables(void)
     kn_policy_free(p);
 }
 
+/* ${*} ${?} ${$} stand for the characters themselves, and a value put in
+ * by a variable is text: neither becomes a wildcard. */
+static void test_variable_literals(void)
+{
+    kn_policy *p = parse(
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+        "\"s3:GetObject\",\"Resource\":[\"arn:aws:s3:::b/star-${*}\",\"arn:aws:s3:::b/q-${?}\","
+        "\"arn:aws:s3:::b/home/${aws:username}/*\"]},{\"Effect\":\"Allow\",\"Action\":"
+        "\"s3:ListBucket\",\"Resource\":\"*\",\"Condition\":{\"StringLike\":{\"s3:prefix\":"
+        "\"home/${aws:username}/*\"},\"StringEquals\":{\"s3:delimiter\":\"${aws:username}\"}}}]}",
+        KN_POLICY_IDENTITY);
+    KN_REQUIRE(p);
+    const char *star_user[] = {"a*"}, *pfx_ok[] = {"home/a*/x"}, *pfx_bad[] = {"home/abc/x"};
+    kn_policy_key k[3] = {{"aws:username", star_user, 1}, {"s3:prefix", pfx_ok, 1},
+                          {"s3:delimiter", star_user, 1}};
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/star-*", k, 1), KN_POLICY_ALLOW);
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/star-anything", k, 1),
+                 KN_POLICY_IMPLICIT_DENY);
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/q-?", k, 1), KN_POLICY_ALLOW);
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/q-x", k, 1), KN_POLICY_IMPLICIT_DENY);
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/home/a*/f", k, 1), KN_POLICY_ALLOW);
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/home/abc/f", k, 1),
+                 KN_POLICY_IMPLICIT_DENY);
+    /* in conditions: StringLike keeps the policy's own '*', the value's is
+     * literal; StringEquals compares the value as it is */
+    KN_CHECK_INT(eval1(p, "s3:ListBucket", "*", k, 3), KN_POLICY_ALLOW);
+    k[1].values = pfx_bad;
+    KN_CHECK_INT(eval1(p, "s3:ListBucket", "*", k, 3), KN_POLICY_IMPLICIT_DENY);
+    kn_policy_free(p);
+}
+
+/* The AccessDenied message quotes the request: one printable line. */
+static void test_denied_message_one_line(void)
+{
+    kn_policy_request r = {.action = "sagemaker:Invoke\nEndpoint",
+                           .resource = EP("dog\r\nX-Injected: 1"),
+                           .principal = "arn:aws:iam::" ACCT ":user/a\tb\x1b[31m"};
+    kn_policy_decision d;
+    kn_policy_evaluate(NULL, 0, &r, &d);
+    char msg[512];
+    kn_policy_denied_message(&r, &d, msg, sizeof msg);
+    KN_CHECK_CONTAINS(msg, "is not authorized to perform");
+    for (const char *c = msg; *c; c++)
+        KN_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f);
+}
+
 /* ---- properties ------------------------------------------------------------ */
 
 static bool ref_glob(const char *p, const char *t, bool fold)
@@ -590,6 +636,8 @@ int main(void)
     KN_RUN(test_lint_public_principal);
     KN_RUN(test_conditions);
     KN_RUN(test_variables);
+    KN_RUN(test_variable_literals);
+    KN_RUN(test_denied_message_one_line);
     KN_RUN(test_glob_property);
     KN_RUN(test_deny_wins_property);
     return kn_test_finish();
