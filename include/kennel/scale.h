@@ -121,6 +121,8 @@ KN_API const char *kn_scale_reason_text(kn_scale_reason r);
  *   KN_EXISTS    ResourceConflictException (409): another qualifier already
  *                has provisioned concurrency for that version
  *   KN_SHAPE     ValidationException: a count below 1 (provisioned) or 0
+ * Names (function, qualifier, version) that are empty, over 169 bytes or
+ * hold control bytes are KN_INVALID, and acquire throttles them.
  *
  * An invocation takes a lease (kn_scale_pool_acquire) and gives it back
  * when it ends:
@@ -162,7 +164,8 @@ KN_API kn_status kn_scale_pool_set_provisioned(kn_scale_pool *pool, const char *
                                                const char *qualifier, const char *version,
                                                int n, kn_err *e);
 /* The environments of a configuration are up: READY with `allocated`
- * (0 = as requested). KN_NOT_FOUND when there is no such configuration. */
+ * (0 = as requested). KN_NOT_FOUND when there is no such configuration,
+ * KN_INVALID for a name as above. */
 KN_API kn_status kn_scale_pool_set_ready(kn_scale_pool *pool, const char *fn,
                                          const char *qualifier, int allocated, kn_err *e);
 /* Forgets a function: its reservation and provisioned configurations.

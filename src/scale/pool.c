@@ -101,9 +101,16 @@ static bool grow(void **arr, int *cap, int n, size_t size)
     return true;
 }
 
+/* Names come from requests and go into messages: non-empty, bounded, and
+ * without control bytes (no Lambda name, version or alias has any). */
 static bool name_ok(const char *s)
 {
-    return s && *s && strlen(s) < NAME_MAX_LEN;
+    if (!s || !*s || strlen(s) >= NAME_MAX_LEN)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
 }
 
 static fn_rec *fn_find(kn_scale_pool *pool, const char *fn)
@@ -164,7 +171,7 @@ kn_status kn_scale_pool_set_reserved(kn_scale_pool *pool, const char *fn, int re
                                      kn_err *e)
 {
     if (!name_ok(fn))
-        return kn_err_set(e, KN_INVALID, "function name is empty or too long");
+        return kn_err_set(e, KN_INVALID, "function name is empty, too long or not printable");
     kn_status rc = KN_OK;
     pthread_mutex_lock(&pool->mu);
     if (reserved < 0) {
@@ -216,7 +223,8 @@ kn_status kn_scale_pool_set_provisioned(kn_scale_pool *pool, const char *fn,
                                         kn_err *e)
 {
     if (!name_ok(fn) || !name_ok(qualifier) || !name_ok(version))
-        return kn_err_set(e, KN_INVALID, "function, qualifier or version is empty or too long");
+        return kn_err_set(e, KN_INVALID,
+                          "function, qualifier or version is empty, too long or not printable");
     if (n < 0)
         return kn_err_set(e, KN_SHAPE,
                           "1 validation error detected: Value '%d' at "
@@ -290,12 +298,15 @@ out:
 kn_status kn_scale_pool_set_ready(kn_scale_pool *pool, const char *fn, const char *qualifier,
                                   int allocated, kn_err *e)
 {
+    if (!name_ok(fn) || !name_ok(qualifier))
+        return kn_err_set(e, KN_INVALID,
+                          "function or qualifier is empty, too long or not printable");
     kn_status rc = KN_OK;
     pthread_mutex_lock(&pool->mu);
-    pc_rec *c = fn && qualifier ? pc_find(pool, fn, qualifier) : NULL;
+    pc_rec *c = pc_find(pool, fn, qualifier);
     if (!c)
         rc = kn_err_set(e, KN_NOT_FOUND, "no provisioned concurrency configuration for %s:%s",
-                        fn ? fn : "?", qualifier ? qualifier : "?");
+                        fn, qualifier);
     else {
         c->ready = true;
         c->allocated = allocated > 0 && allocated < c->requested ? allocated : c->requested;

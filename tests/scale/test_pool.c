@@ -124,6 +124,17 @@ static void test_configuration_checks(void)
     KN_CHECK_INT(kn_scale_pool_unreserved(pool), 650);
     kn_scale_pool_remove(pool, "a");
     KN_CHECK_INT(kn_scale_pool_unreserved(pool), 1000);
+    /* names come from requests: control bytes are refused, and no message
+     * ever carries them */
+    KN_CHECK_INT(kn_scale_pool_set_reserved(pool, "f\nX", 1, &e), KN_INVALID);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "b", "l\r\n", "1", 1, &e), KN_INVALID);
+    KN_CHECK(strchr(e.msg, '\n') == NULL && strchr(e.msg, '\r') == NULL);
+    KN_CHECK_INT(kn_scale_pool_set_ready(pool, "b\x1b[2J", "q\nX-Evil: 1", 0, &e), KN_INVALID);
+    for (const char *c = e.msg; *c; c++)
+        KN_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f);
+    kn_scale_lease l;
+    kn_scale_throttle why;
+    KN_CHECK(!kn_scale_pool_acquire(pool, "b\n", "1", &l, &why));
     kn_scale_pool_params bad = {.account_limit = 10, .min_unreserved = 11};
     kn_scale_pool *x = NULL;
     KN_CHECK_INT(kn_scale_pool_new(&bad, &x, &e), KN_INVALID);
