@@ -16,8 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void one_line(const kn_err *e)
 {
-    if (e->msg[0] == '\0' || strchr(e->msg, '\n'))
+    if (e->msg[0] == '\0')
         abort();
+    for (const char *c = e->msg; *c; c++) /* one printable line */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
