@@ -55,7 +55,7 @@ static char *read_text(const char *path, size_t *len)
 {
     kn_buf b;
     kn_err e = {0};
-    kn_buf_init(&b, KN_POLICY_MAX_BYTES + 1);
+    kn_buf_init(&b, KN_POLICY_MAX_BYTES);
     if (kn_file_read(path, &b, &e) != KN_OK) {
         fprintf(stderr, "kennel iam: %s\n", e.msg);
         kn_buf_deinit(&b);

@@ -5,7 +5,8 @@
 #    resource), iam:PassRole on "*" is a privilege-escalation error, a typo'd
 #    action is an error, Allow + NotAction is flagged (exit 1), --json gives
 #    one object per finding;
-#  - a malformed policy is MalformedPolicyDocument naming the problem (exit 2);
+#  - a malformed policy is MalformedPolicyDocument naming the problem (exit 2),
+#    and one over 128 KiB is refused naming the limit;
 #  - simulate allows the one endpoint, names the deciding statement, denies
 #    another endpoint with AWS's AccessDenied wording, and an explicit deny
 #    wins over sagemaker:*; trust policies with --service;
@@ -70,6 +71,10 @@ check "malformed: named" grep -q "MalformedPolicyDocument: Statement\[0\]: Resou
 "$kennel" iam lint "$tmp/missing.json" > /dev/null 2> "$tmp/l5.err"
 check "missing file: exit 2" test $? -eq 2
 check "missing file: named" grep -q "missing.json" "$tmp/l5.err"
+/usr/bin/python3 -c "print('{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"s3:*\",\"Resource\":\"*\",\"Sid\":\"' + 'a' * 200000 + '\"}}')" > "$tmp/big.json"
+"$kennel" iam lint "$tmp/big.json" > /dev/null 2> "$tmp/l6.err"
+check "over 128 KiB: exit 2" test $? -eq 2
+check "over 128 KiB: the limit named" grep -q "131072" "$tmp/l6.err"
 "$kennel" iam lint --trust "$tmp/trust.json" > /dev/null 2>&1
 check "trust policy lints clean" test $? -eq 0
 
