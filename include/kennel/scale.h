@@ -96,7 +96,8 @@ KN_API kn_status kn_scale_tracker_init(kn_scale_tracker *t, const kn_scale_param
  * cooldowns kept. */
 KN_API kn_status kn_scale_tracker_set_range(kn_scale_tracker *t, int min, int max, kn_err *e);
 /* Feeds the datapoint of the minute ending at now_s (metric >= 0; NaN or
- * negative counts as 0) for a variant at `current` instances, and decides.
+ * negative counts as 0, +inf as DBL_MAX) for a variant at `current`
+ * instances, and decides.
  * The caller applies d->to when d->action != KN_SCALE_NONE. */
 KN_API void kn_scale_observe(kn_scale_tracker *t, double now_s, double metric, int current,
                              kn_scale_decision *d);

@@ -8,6 +8,7 @@
  * round up through float noise. */
 #include "kennel/scale.h"
 
+#include <float.h>
 #include <math.h>
 
 #define MAX_CAPACITY 10000
@@ -84,6 +85,8 @@ void kn_scale_observe(kn_scale_tracker *t, double now_s, double metric, int curr
 {
     if (!(metric > 0)) /* NaN, negative, zero */
         metric = 0;
+    else if (!isfinite(metric)) /* the largest load: inf x 0 instances would be NaN */
+        metric = DBL_MAX;
     if (current < 0)
         current = 0;
     const double target = t->p.target;

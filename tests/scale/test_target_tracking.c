@@ -208,6 +208,15 @@ static void test_range_and_disable(void)
     KN_CHECK_INT(d.action, KN_SCALE_IN);
     KN_CHECK_INT(d.reason, KN_SCALE_RANGE);
     KN_CHECK_INT(d.to, 3);
+    /* An infinite metric is the largest load, never a NaN capacity (with
+     * no instance serving, inf x 0 once made the desired capacity NaN). */
+    kn_scale_observe(&t, 60.0 * 31.5, INFINITY, 0, &d);
+    KN_CHECK(d.desired >= 0 && d.desired <= 10000);
+    KN_CHECK(isfinite(d.metric));
+    KN_CHECK_INT(d.to, 1);
+    kn_scale_observe(&t, 60.0 * 31.6, INFINITY, 2, &d);
+    KN_CHECK_INT(d.desired, 10000);
+    KN_CHECK(isfinite(d.metric));
     /* Garbage metrics count as no traffic. */
     kn_scale_observe(&t, 60.0 * 32, NAN, 3, &d);
     KN_CHECK(d.metric == 0);
