@@ -202,7 +202,7 @@ out:
 
 static double clamp01(double u)
 {
-    return u < 0 ? 0 : u > 1 ? 1 : u;
+    return !(u >= 0) ? 0 : u > 1 ? 1 : u; /* NaN -> 0: never an index out of range */
 }
 
 double kn_tune_space_value(const kn_tune_space *s, int i, double u)

@@ -148,6 +148,17 @@ static void test_space_extremes(void)
     KN_CHECK_STR(buf, "-9007199254740992");
     kn_tune_space_deinit(&s);
 
+    /* a coordinate that is not a number is the range's start, never an
+     * out-of-range index */
+    KN_REQUIRE(parse("{\"CategoricalParameterRanges\":[{\"Name\":\"c\",\"Values\":[\"x\",\"y\"]}],"
+                     "\"IntegerParameterRanges\":[{\"Name\":\"i\",\"MinValue\":\"3\",\"MaxValue\":\"9\"}]}",
+                     &s, &e) == KN_OK);
+    KN_CHECK(kn_tune_space_value(&s, 0, NAN) == 0);
+    KN_CHECK(kn_tune_space_value(&s, 1, NAN) == 3);
+    kn_tune_space_format(&s, 0, NAN, buf, sizeof buf);
+    KN_CHECK_STR(buf, "x");
+    kn_tune_space_deinit(&s);
+
     static const char *const bad[] = {
         "{\"CategoricalParameterRanges\":[{\"Name\":\"a\\nb\",\"Values\":[\"x\"]},"
         "{\"Name\":\"a\\nb\",\"Values\":[\"y\"]}]}",
