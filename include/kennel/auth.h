@@ -18,9 +18,12 @@
  *              in the query string.
  *
  * The canonical request follows the SigV4 rules for every service but S3:
- * the path is URI-encoded again (so %3A is signed as %253A), query keys and
- * values are decoded and re-encoded with the unreserved set and sorted,
- * signed headers are trimmed with inner runs of spaces collapsed, and the
+ * the path has its "." and ".." segments removed and runs of '/' folded,
+ * then is URI-encoded again (so %3A is signed as %253A); query keys and
+ * values are percent-decoded ('+' stays a plus) and re-encoded with the
+ * unreserved set, and sorted by encoded key, then value; repeated header
+ * names join their values with ','; signed header values are trimmed with
+ * inner runs of spaces and tabs collapsed; and the
  * payload hash is X-Amz-Content-SHA256 when present, else the body's SHA-256.
  * A declared hash must also be the body's (UNSIGNED-PAYLOAD excepted).
  *
