@@ -127,7 +127,8 @@ KN_API int kn_auth_fail_http(kn_auth_fail f, kn_auth_proto p);
  * trust policies also need exactly one of Principal/NotPrincipal — and an
  * optional Condition. Every list may be a string or an array of strings.
  *
- * Policy variables (2012-10-17): ${key} is the key's first value, ${*}
+ * Policy variables (2012-10-17): ${key} is the key's first value (with
+ * ${key, 'text'}, text when the key is absent; else nothing matches), ${*}
  * ${?} ${$} the characters themselves; in Resource and the Like/Arn
  * operators what a variable puts in is literal, never a wildcard.
  *

@@ -142,8 +142,9 @@ static const kn_policy_key *find_key(const kn_policy_request *r, const char *nam
     return NULL;
 }
 
-/* Expands ${key} (first value of the key), ${*} ${?} ${$} into out. False
- * when a referenced key is missing (the pattern then matches nothing) or
+/* Expands ${key} (first value of the key), ${key, 'default'} (the default
+ * when the key is absent), ${*} ${?} ${$} into out. False when a referenced
+ * key is missing without a default (the pattern then matches nothing) or
  * the result does not fit. For a pattern (`esc`), what a variable put in
  * and the characters ${*} ${?} stand for are literal: they are written
  * '\\'-escaped, as is any '\\' (see glob). */
@@ -162,11 +163,32 @@ static bool expand(const char *s, const kn_policy_request *r, char *out, size_t 
                 if (klen == 1 && strchr("*?$", s[2])) {
                     add = s + 2;
                 } else {
-                    const kn_policy_key *k = find_key(r, s + 2, klen);
-                    if (!k || k->n_values < 1 || !k->values[0])
+                    /* ${key} or ${key, 'default'} */
+                    const char *comma = memchr(s + 2, ',', klen), *def = NULL;
+                    size_t dlen = 0, kl = comma ? (size_t)(comma - s - 2) : klen;
+                    while (kl && s[2 + kl - 1] == ' ')
+                        kl--;
+                    if (comma) {
+                        const char *q = comma + 1, *qe = end;
+                        while (q < qe && *q == ' ')
+                            q++;
+                        while (qe > q && qe[-1] == ' ')
+                            qe--;
+                        if (qe - q < 2 || *q != '\'' || qe[-1] != '\'')
+                            return false; /* malformed: matches nothing */
+                        def = q + 1;
+                        dlen = (size_t)(qe - q - 2);
+                    }
+                    const kn_policy_key *k = find_key(r, s + 2, kl);
+                    if (k && k->n_values >= 1 && k->values[0]) {
+                        add = k->values[0];
+                        n = strlen(add);
+                    } else if (def) {
+                        add = def;
+                        n = dlen;
+                    } else {
                         return false;
-                    add = k->values[0];
-                    n = strlen(add);
+                    }
                 }
                 s = end + 1;
             } else {

@@ -498,6 +498,25 @@ static void test_variable_literals(void)
     kn_policy_free(p);
 }
 
+/* ${key, 'default'}: the default stands in when the key is absent. */
+static void test_variable_defaults(void)
+{
+    kn_policy *p = parse(
+        "{\"Version\":\"2012-10-17\",\"Statement\":{\"Effect\":\"Allow\",\"Action\":"
+        "\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::b/${aws:PrincipalTag/team , 'shared*'}/*\"}}",
+        KN_POLICY_IDENTITY);
+    KN_REQUIRE(p);
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/shared*/x", NULL, 0), KN_POLICY_ALLOW);
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/shared-2/x", NULL, 0),
+                 KN_POLICY_IMPLICIT_DENY); /* the default is text too */
+    const char *ml[] = {"ml"};
+    kn_policy_key k = {"aws:PrincipalTag/team", ml, 1};
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/ml/x", &k, 1), KN_POLICY_ALLOW);
+    KN_CHECK_INT(eval1(p, "s3:GetObject", "arn:aws:s3:::b/shared*/x", &k, 1),
+                 KN_POLICY_IMPLICIT_DENY);
+    kn_policy_free(p);
+}
+
 /* The AccessDenied message quotes the request: one printable line. */
 static void test_denied_message_one_line(void)
 {
@@ -637,6 +656,7 @@ int main(void)
     KN_RUN(test_conditions);
     KN_RUN(test_variables);
     KN_RUN(test_variable_literals);
+    KN_RUN(test_variable_defaults);
     KN_RUN(test_denied_message_one_line);
     KN_RUN(test_glob_property);
     KN_RUN(test_deny_wins_property);
