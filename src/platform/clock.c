@@ -179,3 +179,10 @@ int kn_clock_cond_wait(kn_clock *c, pthread_cond_t *cv, pthread_mutex_t *mu, uin
         return kn_clock_mono_ns(c) >= deadline_ns ? ETIMEDOUT : 0;
     return 0;
 }
+
+void kn_clock__continue_from(kn_clock *c, double wall)
+{
+    double now = kn_clock_wall(c);
+    if (wall > now)
+        c->wall0 += wall - now;
+}

@@ -640,11 +640,22 @@ static void autoscale(kn_fleet *f)
                 continue;
             double metric = per_instance_at(&ep->vars[vi], minute);
             kn_scale_decision d;
+            kn_scale_tracker before = p->t;
             kn_scale_observe(&p->t, at, metric, ep->rec.variants[vi].desired_count, &d);
             if (d.action == KN_SCALE_NONE ||
                 (d.action == KN_SCALE_OUT && p->suspended_out) ||
                 (d.action == KN_SCALE_IN && p->suspended_in))
                 continue;
+            if (status_is(ep, "SystemUpdating")) {
+                /* instances are coming back after a restart: the decision
+                 * waits for them (the alarm stays in ALARM and fires again
+                 * next minute), and no cooldown starts */
+                int h = p->t.high_run, l = p->t.low_run;
+                p->t = before;
+                p->t.high_run = h;
+                p->t.low_run = l;
+                continue;
+            }
             char id[64], desc[128], cause[1024];
             new_id(f, id, sizeof id);
             snprintf(desc, sizeof desc, "Setting desired instance count to %d.", d.to);
@@ -660,6 +671,12 @@ static void autoscale(kn_fleet *f)
                          d.from, p->t.min, p->t.max);
             finish_activity(f, ep, "Overridden", "A newer scaling activity replaced it.");
             bool ok = apply_scale(f, ep, vi, d.to);
+            if (!ok) { /* nothing changed, so no cooldown either */
+                int h = p->t.high_run, l = p->t.low_run;
+                p->t = before;
+                p->t.high_run = h;
+                p->t.low_run = l;
+            }
             kn_scaling_activity_rec a = {
                 .id = id,
                 .resource_id = p->resource_id,
@@ -1066,6 +1083,8 @@ static void tick(kn_fleet *f)
                    (status_is(ep, "Creating") || status_is(ep, "SystemUpdating")) &&
                    vars_settled(ep->vars, ep->rec.n_variants, false)) {
             set_status(f, ep, "InService", NULL);
+            /* a scaling activity interrupted by a restart: its count is back */
+            finish_activity(f, ep, "Successful", NULL);
         } else if (!ep->has_next && status_is(ep, "Updating") &&
                    vars_settled(ep->vars, ep->rec.n_variants, true)) {
             ep->has_prev = false;
@@ -1141,6 +1160,36 @@ static kn_status restore(kn_fleet *f, kn_err *e)
     }
 }
 
+/* Scaling activities a killed daemon left InProgress: the newest of each
+ * endpoint ends when the endpoint is back in service (its desired count was
+ * stored), older ones were overridden, those of gone endpoints failed. */
+static void adopt_activities(kn_fleet *f)
+{
+    kn_scaling_activity_rec *as = NULL;
+    size_t n = 0;
+    kn_err e;
+    if (kn_registry_activity_list(f->reg, NULL, &as, &n, &e))
+        return;
+    double now = kn_clock_wall(kn_platform_clock(f->platform));
+    for (size_t i = 0; i < n; i++) { /* newest first */
+        if (strcmp(as[i].status_code, "InProgress") != 0)
+            continue;
+        char name[128] = "";
+        sscanf(as[i].resource_id, "endpoint/%127[^/]/", name);
+        fendpoint *ep = find(f, name);
+        if (ep && !ep->activity[0] && !status_is(ep, "Failed"))
+            snprintf(ep->activity, sizeof ep->activity, "%s", as[i].id);
+        else
+            kn_registry_activity_finish(f->reg, as[i].id, ep ? "Overridden" : "Failed",
+                                        ep ? "A newer scaling activity replaced it."
+                                           : "The endpoint is gone.",
+                                        now, &e);
+    }
+    for (size_t i = 0; i < n; i++)
+        kn_scaling_activity_rec_deinit(&as[i]);
+    free(as);
+}
+
 kn_status kn_fleet_start(kn_platform *p, const kn_fleet_params *fp, kn_fleet **out, kn_err *e)
 {
     *out = NULL;
@@ -1168,6 +1217,8 @@ kn_status kn_fleet_start(kn_platform *p, const kn_fleet_params *fp, kn_fleet **o
     kn_status s = restore(f, e);
     if (!s)
         s = kn_fleet_autoscaling_reload(f, e);
+    if (!s)
+        adopt_activities(f);
     if (!s) {
         if (pthread_create(&f->thread, NULL, supervise, f) != 0)
             s = kn_err_set(e, KN_INTERNAL, "cannot start the supervisor thread");
@@ -1416,6 +1467,57 @@ out:
     return s;
 }
 
+/* A new tracker starts from what is stored, as CloudWatch alarms would
+ * see it: the alarm runs from the last 15 recorded minutes (no datapoint
+ * counts as 0) and the cooldowns from the latest scaling activities. This
+ * is what makes autoscaling survive a daemon restart. f->mu held. */
+static void restore_tracker(kn_fleet *f, fpolicy *p)
+{
+    fendpoint *ep = find(f, p->endpoint);
+    int64_t m = now_minute(f);
+    kn_variant_minute *pts = NULL;
+    size_t n = 0;
+    kn_err e;
+    if (ep && !kn_registry_metrics_get(f->reg, ep->rec.name, p->variant, m - 15, m - 1, &pts, &n,
+                                       &e)) {
+        size_t k = 0;
+        for (int64_t minute = m - 15; minute < m; minute++) {
+            double v = 0;
+            if (k < n && pts[k].minute == minute)
+                v = pts[k++].per_instance;
+            p->t.high_run = v > p->t.p.target ? p->t.high_run + 1 : 0;
+            p->t.low_run = v < KN_SCALE_LOW_RATIO * p->t.p.target ? p->t.low_run + 1 : 0;
+        }
+    }
+    free(pts);
+    kn_scaling_activity_rec *as = NULL;
+    if (kn_registry_activity_list(f->reg, p->resource_id, &as, &n, &e))
+        return;
+    bool out_seen = false, in_seen = false;
+    for (size_t i = 0; i < n; i++) { /* newest first */
+        const kn_scaling_activity_rec *a = &as[i];
+        bool took = strcmp(a->status_code, "Failed") != 0;
+        int to = 0;
+        if (took && !out_seen && strstr(a->cause, "-AlarmHigh-") &&
+            sscanf(a->description, "Setting desired instance count to %d", &to) == 1) {
+            out_seen = true;
+            p->t.out_active = true;
+            p->t.out_at = a->start_time;
+            p->t.out_capacity = to;
+        } else if (took && !in_seen && strstr(a->cause, "-AlarmLow-")) {
+            in_seen = true;
+            /* a later scale-out cancelled it */
+            if (!out_seen) {
+                p->t.in_active = true;
+                p->t.in_at = a->start_time;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        kn_scaling_activity_rec_deinit(&as[i]);
+    free(as);
+}
+
 kn_status kn_fleet_autoscaling_reload(kn_fleet *f, kn_err *e)
 {
     kn_scalable_target_rec *ts = NULL;
@@ -1465,6 +1567,8 @@ kn_status kn_fleet_autoscaling_reload(kn_fleet *f, kn_err *e)
             kn_log(KN_LOG_WARN, "autoscaling %s: policy %s ignored: %s", p->resource_id, p->name,
                    e2.msg);
             continue;
+        } else {
+            restore_tracker(f, p);
         }
         n++;
     }

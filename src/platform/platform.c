@@ -154,6 +154,14 @@ kn_status kn_platform_open(const kn_platform_params *params, kn_platform **out, 
     rp.account_id = d.account_id;
     if ((s = kn_registry_open(&rp, &p->registry, e)))
         goto fail;
+    /* A clock that ran faster than real time in an earlier run left times
+     * ahead of the calendar: continue from there, so that time never runs
+     * backwards across a restart (cooldowns, metric minutes, ordering). */
+    double latest = 0;
+    if ((s = kn_registry__latest_time(p->registry, &latest, e)))
+        goto fail;
+    if (!d.manual_clock)
+        kn_clock__continue_from(p->clock, latest);
     *out = p;
     return KN_OK;
 fail:

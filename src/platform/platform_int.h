@@ -20,6 +20,13 @@ struct kn_registry {
     char account[16];
 };
 
+/* Moves the clock's wall time forward to `wall` if it is behind it. Only
+ * before the clock is shared with other threads (kn_platform_open). */
+void kn_clock__continue_from(kn_clock *c, double wall);
+
+/* The latest time any stored row records (0 for an empty database). */
+kn_status kn_registry__latest_time(kn_registry *r, double *out, kn_err *e);
+
 /* The one place SQLite result codes become kn_status; the detail names the
  * database, what was being done and SQLite's message. */
 kn_status kn_registry__sqlite_err(kn_registry *r, int rc, const char *what, kn_err *e);

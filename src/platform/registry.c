@@ -499,6 +499,31 @@ void kn_registry_arn(const kn_registry *r, const char *service, const char *type
     out[i] = '\0';
 }
 
+kn_status kn_registry__latest_time(kn_registry *r, double *out, kn_err *e)
+{
+    pthread_mutex_lock(&r->mu);
+    sqlite3_stmt *st;
+    kn_status s = kn_registry__prepare(
+        r,
+        "SELECT max(coalesce((SELECT max(creation_time) FROM models), 0), "
+        "coalesce((SELECT max(creation_time) FROM endpoint_configs), 0), "
+        "coalesce((SELECT max(last_modified_time) FROM endpoints), 0), "
+        "coalesce((SELECT max(start_time) FROM scaling_activities), 0), "
+        "coalesce((SELECT max(end_time) FROM scaling_activities), 0), "
+        "coalesce((SELECT max(minute) * 60 + 60 FROM variant_metrics), 0))",
+        &st, e);
+    if (!s) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *out = sqlite3_column_double(st, 0);
+        else
+            s = kn_registry__sqlite_err(r, rc, "read latest time", e);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
 /* ---------------------------------------------------- pagination tokens */
 
 /* Plain text "k1|<t|n>|<a|d>|<value>|<id>", hex-encoded so that clients

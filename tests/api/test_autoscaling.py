@@ -77,17 +77,29 @@ def main():
     Image.new("RGB", (64, 48), (200, 100, 50)).save(f"{d}/x.jpg")
     ready = f"{d}/ready"
     log = open(f"{d}/server.err", "wb")
-    srv = subprocess.Popen([KN, "server", "--data-dir", f"{d}/data", "--port", "0",
-                            "--ready-file", ready, "--clock-rate", str(RATE)],
-                           stdout=subprocess.DEVNULL, stderr=log)
-    try:
+    state = {}
+
+    def start():
+        if os.path.exists(ready):
+            os.unlink(ready)
+        state["srv"] = subprocess.Popen([KN, "server", "--data-dir", f"{d}/data", "--port", "0",
+                                         "--ready-file", ready, "--clock-rate", str(RATE)],
+                                        stdout=subprocess.DEVNULL, stderr=log)
         for _ in range(400):
             if os.path.exists(ready) and open(ready).read().strip():
                 break
             time.sleep(0.025)
-        port = int(open(ready).read().strip().rsplit(":", 1)[1])
-        run(d, port, boto3, botocore.config, ClientError)
+        return int(open(ready).read().strip().rsplit(":", 1)[1])
+
+    def restart():
+        state["srv"].kill()  # SIGKILL
+        state["srv"].wait()
+        return start()
+
+    try:
+        run(d, start(), restart, boto3, botocore.config, ClientError)
     finally:
+        srv = state["srv"]
         srv.send_signal(signal.SIGTERM)
         try:
             rc = srv.wait(timeout=60)
@@ -102,14 +114,15 @@ def main():
     return 1 if failures else 0
 
 
-def run(d, port, boto3, bconfig, ClientError):
-    url = f"http://127.0.0.1:{port}"
-    kw = dict(endpoint_url=url, region_name="us-east-1",
-              config=bconfig.Config(retries={"total_max_attempts": 1}))
-    sm = boto3.client("sagemaker", **kw)
-    rt = boto3.client("sagemaker-runtime", **kw)
-    aas = boto3.client("application-autoscaling", **kw)
-    cli = [AWS, "--endpoint-url", url, "--region", "us-east-1", "--output", "json"]
+def run(d, port, restart, boto3, bconfig, ClientError):
+    def clients(port):
+        url = f"http://127.0.0.1:{port}"
+        kw = dict(endpoint_url=url, region_name="us-east-1",
+                  config=bconfig.Config(retries={"total_max_attempts": 1}))
+        return (url, boto3.client("sagemaker", **kw), boto3.client("sagemaker-runtime", **kw),
+                boto3.client("application-autoscaling", **kw),
+                [AWS, "--endpoint-url", url, "--region", "us-east-1", "--output", "json"])
+    url, sm, rt, aas, cli = clients(port)
 
     def clock():
         with urllib.request.urlopen(f"{url}/kennel/health") as r:
@@ -209,6 +222,33 @@ def run(d, port, boto3, bconfig, ClientError):
         time.sleep(0.02)
     load_end = clock()
     check("no request failed while scaling", lost == 0, lost)
+    stop_poll.set()
+    poller.join()
+
+    # kill -9 the daemon while scaled out: the restart keeps the desired
+    # count, and the clock and the autoscaler continue from what is stored
+    desired = sm.describe_endpoint(EndpointName="dog-ep")["ProductionVariants"][0][
+        "DesiredInstanceCount"]
+    check("scaled out before the restart", desired > 1, desired)
+    latest = max(a["StartTime"].timestamp() for a in aas.describe_scaling_activities(
+        ServiceNamespace="sagemaker")["ScalingActivities"])
+    url, sm, rt, aas, cli = clients(restart())
+    check("clock continues from the stored times", clock() >= latest, (clock(), latest))
+    back = None
+    for _ in range(600):
+        r = sm.describe_endpoint(EndpointName="dog-ep")
+        v = r["ProductionVariants"][0]
+        if r["EndpointStatus"] == "InService" and v["CurrentInstanceCount"] >= desired:
+            back = v
+            break
+        if v["DesiredInstanceCount"] < desired:  # already scaled in: also fine
+            back = v
+            break
+        time.sleep(0.05)
+    check("after the restart: instances back", back is not None, r)
+    stop_poll.clear()
+    poller = threading.Thread(target=poll)
+    poller.start()
 
     # wait for scale-in to MinCapacity (15 clock minutes + a little)
     deadline = time.time() + 60
@@ -222,6 +262,7 @@ def run(d, port, boto3, bconfig, ClientError):
     stop_poll.set()
     poller.join()
     check("scaled out under load", max(s[0] for s in seen) > 1, seen[-5:])
+    check("scaled in after the restart", v["DesiredInstanceCount"] == 1, v)
     check("never above MaxCapacity", max(max(s) for s in seen) <= 3, max(max(s) for s in seen))
     check("back at MinCapacity", v["DesiredInstanceCount"] == 1 and
           v["CurrentInstanceCount"] == 1, v)

@@ -455,6 +455,21 @@ static void test_platform_dir(void)
     kn_model_rec_deinit(&got);
     KN_CHECK_STR(kn_registry_account(kn_platform_registry(p)), "111122223333");
 
+    /* an accelerated clock's times are ahead of the calendar; a restart
+     * continues from them instead of going back */
+    kn_platform_close(p);
+    pp.clock_rate = 1e6;
+    KN_REQUIRE(kn_platform_open(&pp, &p, &e) == KN_OK);
+    kn_clock_sleep_ns(kn_platform_clock(p), 3600ull * 1000000000ull); /* an hour, in 3.6 ms */
+    m = model("later", "/p");
+    KN_CHECK_INT(kn_registry_model_create(kn_platform_registry(p), &m, &e), KN_OK);
+    double later = m.creation_time;
+    free(m.arn);
+    kn_platform_close(p);
+    pp.clock_rate = 1;
+    KN_REQUIRE(kn_platform_open(&pp, &p, &e) == KN_OK);
+    KN_CHECK(kn_clock_wall(kn_platform_clock(p)) >= later);
+
     /* model data URLs */
     char pkg[400], out[4096], url[600];
     snprintf(pkg, sizeof pkg, "%s/artifacts/dog", kn_platform_data_dir(p));
