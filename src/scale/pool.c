@@ -190,7 +190,8 @@ kn_status kn_scale_pool_set_reserved(kn_scale_pool *pool, const char *fn, int re
     }
     /* With the reservation, the function's provisioned concurrency counts
      * inside it rather than against the pool. */
-    int after = committed(pool, fn, NULL) - pcs + reserved;
+    /* 64-bit: reserved comes from the request and may be near INT_MAX */
+    long long after = (long long)committed(pool, fn, NULL) - pcs + reserved;
     if (pool->p.account_limit - after < pool->p.min_unreserved) {
         rc = kn_err_set(e, KN_INVALID,
                         "Specified ReservedConcurrentExecutions for function decreases "
@@ -257,13 +258,14 @@ kn_status kn_scale_pool_set_provisioned(kn_scale_pool *pool, const char *fn,
         }
     const fn_rec *f = fn_find(pool, fn);
     if (f && f->reserved >= 0) {
-        if (pc_total(pool, fn, c) + n > f->reserved) {
+        if ((long long)pc_total(pool, fn, c) + n > f->reserved) {
             rc = kn_err_set(e, KN_INVALID,
                             "Requested Provisioned Concurrency should not be greater than the "
                             "reservedConcurrentExecution for function");
             goto out;
         }
-    } else if (pool->p.account_limit - (committed(pool, NULL, c) + n) < pool->p.min_unreserved) {
+    } else if (pool->p.account_limit - ((long long)committed(pool, NULL, c) + n) <
+               pool->p.min_unreserved) {
         rc = kn_err_set(e, KN_INVALID,
                         "Requested Provisioned Concurrency decreases account's "
                         "UnreservedConcurrentExecution below its minimum value of [%d].",

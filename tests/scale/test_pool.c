@@ -6,6 +6,7 @@
 #include "kennel/scale.h"
 #include "kn_test.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -124,6 +125,16 @@ static void test_configuration_checks(void)
     KN_CHECK_INT(kn_scale_pool_unreserved(pool), 650);
     kn_scale_pool_remove(pool, "a");
     KN_CHECK_INT(kn_scale_pool_unreserved(pool), 1000);
+    /* counts from requests near INT_MAX are refused, never wrapped around */
+    KN_CHECK_INT(kn_scale_pool_set_reserved(pool, "r", 10, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "r", "v1", "1", 5, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "r", "v2", "2", INT_MAX, &e), KN_INVALID);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "p", "v1", "1", 5, &e), KN_OK);
+    KN_CHECK_INT(kn_scale_pool_set_reserved(pool, "huge", INT_MAX, &e), KN_INVALID);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "huge", "v", "1", INT_MAX, &e), KN_INVALID);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "a", "v9", "9", INT_MAX, &e), KN_INVALID);
+    KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "a", "v9", "9", INT_MAX - 200, &e),
+                 KN_INVALID);
     /* names come from requests: control bytes are refused, and no message
      * ever carries them */
     KN_CHECK_INT(kn_scale_pool_set_reserved(pool, "f\nX", 1, &e), KN_INVALID);
