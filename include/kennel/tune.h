@@ -24,8 +24,11 @@
  *   Random     independent uniform draws (seeded): all trials can run at once.
  *   Grid       categorical parameters only; every combination exactly once.
  *   Bayesian   a Gaussian-process surrogate (Matern 5/2 kernel on the unit
- *              cube, length scale chosen by marginal likelihood) with
- *              expected improvement, after a few random trials; pending trials
+ *              cube, length scale and observation noise chosen by marginal
+ *              likelihood, so repeated configurations with differing results
+ *              are noise, not contradictions) with expected improvement
+ *              (the lowest predicted mean when no candidate improves), after
+ *              a few random trials; pending trials
  *              count as their predicted mean ("constant liar") so parallel
  *              trials spread out. Sequential model-based search is what needs
  *              the fewest expensive trials on smooth, low-dimensional
