@@ -44,8 +44,10 @@ struct kn_nn_trainer {
     kn_nn_train_params p;
     int n;               /* batch of the last forward */
     bool training;
+    bool nhwc;           /* values are stored channels-last (see train.c) */
     float **val;         /* per node: output, max_batch samples */
     float **grad;        /* per node: d(loss)/d(output) */
+    bool *written;       /* per node: grad written in this backward pass */
     float **pgrad;       /* per parameter; NULL when not trained */
     bool *need_grad;     /* per node: its output gradient is needed */
     void **state;        /* per node: op state (masks, batch statistics), free()d */
@@ -53,10 +55,19 @@ struct kn_nn_trainer {
     kn_rng rng;
 };
 
+/* Backward passes do not clear value gradients up front (gigabytes per step
+ * for a resnet): the first op to write d(loss)/d(v) in a pass writes it, the
+ * later ones add. kn__train_grad_first tells an op which it is (and records
+ * that v is now written); an op that can only add zeroes v first with
+ * kn__train_grad_zero. */
+bool kn__train_grad_first(kn_nn_trainer *t, int v);
+void kn__train_grad_zero(kn_nn_trainer *t, int v);
+
 /* Conv, batch norm, max/avg pooling in training mode (train_conv.c).
- * Forward writes t->val[i] for t->n samples; backward adds d(loss)/d(input)
- * into t->grad[in] when t->need_grad[in], and adds parameter gradients into
- * t->pgrad[param] (zeroed by the caller before the backward pass). */
+ * Forward writes t->val[i] for t->n samples; backward writes or adds (see
+ * above) d(loss)/d(input) into t->grad[in] when t->need_grad[in], and adds
+ * parameter gradients into t->pgrad[param] (zeroed by the caller before the
+ * backward pass). */
 kn_status kn__train_conv_fwd(kn_nn_trainer *t, int i, kn_err *e);
 kn_status kn__train_conv_bwd(kn_nn_trainer *t, int i, kn_err *e);
 kn_status kn__train_bn_fwd(kn_nn_trainer *t, int i, kn_err *e);

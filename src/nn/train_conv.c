@@ -14,8 +14,10 @@
  * which follows torch.nn.BatchNorm2d: running = (1 - m) * running + m * batch,
  * with the unbiased variance (M / (M - 1), M = N * H * W).
  *
- * Layout is NCHW float at every boundary; conv weights [out][in/groups][kh][kw].
- * Backward adds into t->grad[in] and t->pgrad[*] (see nn_int.h). OpenMP loops
+ * The reference works on NCHW values, the oneDNN path on the trainer's layout
+ * (channels-last, see train.c); conv weights are [out][in/groups][kh][kw].
+ * Backward writes or adds into t->grad[in] and adds into t->pgrad[*] (see
+ * nn_int.h). OpenMP loops
  * split work so that no two threads write the same element: (sample, channel)
  * planes for activations, output channels for weight gradients.
  */
@@ -179,6 +181,8 @@ static kn_status ref_conv_bwd(kn_nn_trainer *t, int i, kn_err *e)
      * double like the forward */
     if (!t->need_grad[a])
         return KN_OK;
+    if (kn__train_grad_first(t, a)) /* the loops below add */
+        kn__train_grad_zero(t, a);
     float *dx = t->grad[a];
     bool oom = false;
 #pragma omp parallel
@@ -321,6 +325,8 @@ static void ref_bn_bwd(kn_nn_trainer *t, int i, const float *mean, const float *
     size_t hw = plane(s);
     const float *x = t->val[a], *dy = t->grad[i], *ga = g->params[nd->bn_gamma].data;
     float *dga = t->pgrad[nd->bn_gamma], *dbe = t->pgrad[nd->bn_beta];
+    if (t->need_grad[a] && kn__train_grad_first(t, a)) /* the loop below adds */
+        kn__train_grad_zero(t, a);
     float *dx = t->need_grad[a] ? t->grad[a] : NULL;
     double m = (double)n * (double)hw;
 #pragma omp parallel for schedule(static)
@@ -495,6 +501,8 @@ static void ref_pool_bwd(kn_nn_trainer *t, int i)
     bool is_max = nd->op == KN_OP_MAXPOOL;
     const int32_t *arg = t->state[i];
     const float *dy = t->grad[i];
+    if (kn__train_grad_first(t, a)) /* the loops below add */
+        kn__train_grad_zero(t, a);
     float *dx = t->grad[a];
 #pragma omp parallel for collapse(2) schedule(static)
     for (int s = 0; s < n; s++) {

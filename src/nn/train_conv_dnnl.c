@@ -3,13 +3,15 @@
  * weights with bias, batch normalization with scale and shift, pooling_v2
  * with a workspace for max).
  *
- * The trainer keeps every value in plain NCHW float (train.c's dense ops and
- * the API read them), so NCHW is the user layout at every boundary. Convs
- * let oneDNN choose the layouts of activations and weights (format_tag_any)
- * and reorder in and out of them; batch norm and pooling run on NCHW
- * directly (memory-bound, no layout gains worth a reorder). Weights are
- * reordered from the graph at every forward and backward, since an
- * optimiser updates them in place between steps.
+ * With this backend the trainer keeps every value channels-last (NHWC, see
+ * train.c), and convs, batch norm and pooling run on it directly: no
+ * activation is reordered. (Letting oneDNN choose blocked activation layouts
+ * for convs, KN_TRAIN_CONV_ANY, or running batch norm blocked,
+ * KN_TRAIN_BN_BLOCKED, costs more in the reorders around each op than the
+ * blocked kernels save: resnet50 full fine-tuning at batch 16 took 6-15 %
+ * more CPU time per step either way here.) Weights are reordered from the
+ * graph (PyTorch layout) at every forward and backward, since an optimiser
+ * updates them in place between steps.
  *
  * Primitives are created once per (node, batch size) on first use and kept
  * in t->conv_ctx; working memory (layout temporaries, one user-mode
@@ -17,10 +19,10 @@
  * allocates nothing once every batch size has been seen. Max-pool workspaces
  * live with their node (written by forward, read by backward).
  *
- * Gradients are added as the trainer's contract says: a value read by one
- * node only has a zeroed gradient when its reader runs, so oneDNN writes it
- * directly; otherwise the result goes through a temporary and is added
- * (a reorder with a sum post-op, or a loop when layouts agree).
+ * Gradients follow the trainer's contract (nn_int.h): the first op to
+ * write a value's gradient in a pass has oneDNN write it directly; later
+ * ones go through a temporary and are added (a reorder with a sum post-op,
+ * or a loop when layouts agree).
  *
  * Not thread-safe (one trainer, one thread); oneDNN parallelises with OpenMP.
  */
@@ -30,10 +32,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Activation layout of convs: oneDNN's choice (1) or plain NCHW (0). */
+/* Activation layout of convs: oneDNN's choice (1) or the trainer's (0). */
 #ifndef KN_TRAIN_CONV_ANY
-#define KN_TRAIN_CONV_ANY 1
+#define KN_TRAIN_CONV_ANY 0
 #endif
+/* Batch norm in the blocked layout (1) or the trainer's (0). */
+#ifndef KN_TRAIN_BN_BLOCKED
+#define KN_TRAIN_BN_BLOCKED 0
+#endif
+
+/* The trainer's layout of values (train.c). */
+static dnnl_format_tag_t user_tag(const kn_nn_trainer *t)
+{
+    return t->nhwc ? dnnl_nhwc : dnnl_nchw;
+}
 
 /* Shared temporaries, one role each so no op uses one buffer twice. */
 enum { T_SRC, T_DST, T_DD2, T_DSRC, T_W, T_DW, T_SMALL, NTMP };
@@ -320,9 +332,9 @@ static kn_status move(dn_ctx *c, dnnl_primitive_t r, const dnnl_memory_desc_t *f
     return run(c, r, &A, t, node, e);
 }
 
-static void add_into(float *dst, const float *src, size_t count)
+static void add_into(float *restrict dst, const float *restrict src, size_t count)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t k = 0; k < count; k++)
         dst[k] += src[k];
 }
@@ -367,10 +379,10 @@ static kn_status conv_entry(kn_nn_trainer *t, dn_ctx *c, int i, entry **out, kn_
         return kn_err_set(e, KN_NOMEM, "oneDNN training: out of memory");
     en->n = n;
     en->single = readers(t->g, nd->in[0]) == 1;
-    md4(&en->x_md, n, src->shape, dnnl_nchw);
-    md4(&en->y_md, n, nd->shape, dnnl_nchw);
+    md4(&en->x_md, n, src->shape, user_tag(t));
+    md4(&en->y_md, n, nd->shape, user_tag(t));
     dnnl_memory_desc_t a_src, a_dst, a_w;
-    dnnl_format_tag_t act_tag = KN_TRAIN_CONV_ANY ? dnnl_format_tag_any : dnnl_nchw;
+    dnnl_format_tag_t act_tag = KN_TRAIN_CONV_ANY ? dnnl_format_tag_any : user_tag(t);
     md4(&a_src, n, src->shape, act_tag);
     md4(&a_dst, n, nd->shape, act_tag);
     if (G == 1) {
@@ -547,9 +559,13 @@ kn_status kn__train_dnnl_conv_bwd(kn_nn_trainer *t, int i, kn_err *e)
                 goto out;
             w = c->tmp[T_W];
         }
-        /* write straight into the input's gradient when it is ours alone
-         * (zeroed) and plain; otherwise through a temporary, added */
-        bool direct = en->single && dnnl_memory_desc_equal(&en->bd_ds_md, &en->x_md);
+        /* write straight into the input's gradient when this is its first
+         * write of the pass and the layouts agree; otherwise through a
+         * temporary, added (into zeros, the first time) */
+        bool first = kn__train_grad_first(t, a);
+        bool direct = first && dnnl_memory_desc_equal(&en->bd_ds_md, &en->x_md);
+        if (first && !direct)
+            kn__train_grad_zero(t, a);
         void *ds = direct ? t->grad[a] : c->tmp[T_DSRC];
         if ((rc = arg(c, &A, DNNL_ARG_DIFF_DST, &en->bd_dd_md, dd, t, node, e)) ||
             (rc = arg(c, &A, DNNL_ARG_WEIGHTS, &en->bd_w_md, w, t, node, e)) ||
@@ -623,7 +639,9 @@ static kn_status bn_prims(kn_nn_trainer *t, dn_ctx *c, entry *en, int i, bool tr
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (training ? 0u : dnnl_use_global_stats);
     dnnl_batch_normalization_desc_t bd;
     if (!en->bn_fwd[0] && !en->bn_fwd[1]) {
-        md4(&en->src_md, en->n, nd->shape, nd->shape.c % 16 == 0 ? dnnl_nChw16c : dnnl_nchw);
+        md4(&en->src_md, en->n, nd->shape,
+            (KN_TRAIN_BN_BLOCKED || !t->nhwc) && nd->shape.c % 16 == 0 ? dnnl_nChw16c
+                                                                      : user_tag(t));
         bool blocked = !dnnl_memory_desc_equal(&en->src_md, &en->y_md);
         if ((rc = reorder_new(c, &en->x_md, &en->src_md, false, &en->r_src, t, node, e)) ||
             (rc = reorder_new(c, &en->src_md, &en->y_md, false, &en->r_dst, t, node, e)) ||
@@ -677,8 +695,8 @@ static kn_status simple_get(kn_nn_trainer *t, int i, dn_ctx **cp, entry **ep, kn
     const kn_nn_node *nd = &t->g->nodes[i];
     en->n = t->n;
     en->single = readers(t->g, nd->in[0]) == 1;
-    md4(&en->x_md, t->n, t->g->nodes[nd->in[0]].shape, dnnl_nchw);
-    md4(&en->y_md, t->n, nd->shape, dnnl_nchw);
+    md4(&en->x_md, t->n, t->g->nodes[nd->in[0]].shape, user_tag(t));
+    md4(&en->y_md, t->n, nd->shape, user_tag(t));
     en->next = (*cp)->node[i];
     (*cp)->node[i] = en;
     *ep = en;
@@ -745,9 +763,13 @@ kn_status kn__train_dnnl_bn_bwd(kn_nn_trainer *t, int i, const float *mean, cons
         src = c->tmp[T_SRC];
         dd = c->tmp[T_DST];
     }
-    /* the input's gradient: written in place when it is ours alone and
-     * plain, else through a temporary (reordered, or added) */
-    bool direct = t->need_grad[a] && en->single && !en->r_src;
+    /* the input's gradient: written in place on its first write of the
+     * pass when no reorder is needed, else through a temporary (reordered,
+     * or added; into zeros the first time) */
+    bool first = t->need_grad[a] && kn__train_grad_first(t, a);
+    bool direct = first && !en->r_src;
+    if (first && !direct)
+        kn__train_grad_zero(t, a);
     void *ds = direct ? t->grad[a] : c->tmp[T_DSRC];
     float *dsc = c->tmp[T_SMALL], *dsh = dsc + C;
     args A = {0};
@@ -869,7 +891,9 @@ kn_status kn__train_dnnl_pool_bwd(kn_nn_trainer *t, int i, kn_err *e)
         return rc;
     if (!en->pool_bwd)
         return kn_err_set(e, KN_INTERNAL, "trainer: pooling %d: backward before forward", i);
-    void *ds = en->single ? t->grad[a] : c->tmp[T_DSRC];
+    /* pooling backward writes every element of diff_src */
+    bool first = kn__train_grad_first(t, a);
+    void *ds = first ? t->grad[a] : c->tmp[T_DSRC];
     args A = {0};
     if ((rc = arg(c, &A, DNNL_ARG_DIFF_DST, &en->y_md, t->grad[i], t, node, e)) ||
         (rc = arg(c, &A, DNNL_ARG_DIFF_SRC, &en->x_md, ds, t, node, e)) ||
@@ -877,7 +901,7 @@ kn_status kn__train_dnnl_pool_bwd(kn_nn_trainer *t, int i, kn_err *e)
         goto out;
     if ((rc = run(c, en->pool_bwd, &A, t, node, e)))
         goto out;
-    if (!en->single)
+    if (!first)
         add_into(t->grad[a], ds, kn__nn_shape_numel(t->g->nodes[a].shape) * (size_t)t->n);
 out:
     for (int k = 0; k < A.n; k++)

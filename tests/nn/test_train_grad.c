@@ -1,8 +1,9 @@
 /* Gradient checks of the trainer: every op that trains, on both backends
  * (plain-C reference and oneDNN), against double-precision central finite
  * differences of a scalar loss; then the two backends against each other on
- * a small ResNet-like graph, batch-norm running statistics against the
- * formula, and max-pool tie routing against PyTorch's rule.
+ * a small ResNet-like graph, repeated backward passes (no stale gradients),
+ * batch-norm running statistics against the formula, and max-pool tie
+ * routing against PyTorch's rule.
  *
  * The loss is L = sum_k r_k * y_k with fixed random r in [-1, 1], so
  * dL/dy = r is what backward receives. For a sampled coordinate u (an input
@@ -550,6 +551,91 @@ static void test_ref_vs_dnnl(void)
     free(r);
 }
 
+/* Value gradients are not cleared before a backward pass: the first op to
+ * reach a value writes its gradient, later ones add, and a value nobody reads
+ * gets zeros. So a backward pass must not see the previous pass's numbers:
+ * backward with r1, with r2, then with r1 again gives the first pass's
+ * gradients exactly. The graph has a value read by three ops (conv, add,
+ * relu), a value nobody reads, a spatial flatten into a linear layer, and a
+ * max pool whose input is read twice. */
+static int g_reuse(kn_nn_graph *g)
+{
+    kn_nn_window k3 = win(3, 3, 1, 1, 1, 1, 1, 1), k2 = win(2, 2, 2, 0, 0, 0, 0, 1);
+    int x = kn_nn_input(g, 3, 6, 6);
+    int a = kn_nn_conv(g, x, "c0", 8, &k3, 1, true, KN_ACT_NONE);
+    int y = kn_nn_conv(g, a, "c1", 8, &k3, 1, true, KN_ACT_NONE);
+    kn_nn_relu(g, a); /* read by nobody */
+    int z = kn_nn_add(g, y, a, KN_ACT_NONE);
+    int p = kn_nn_maxpool(g, z, &k2);
+    int q = kn_nn_add(g, kn_nn_relu(g, z), z, KN_ACT_NONE);
+    q = kn_nn_avgpool(g, q, &k2, true);
+    int s = kn_nn_add(g, p, q, KN_ACT_NONE);
+    return kn_nn_linear(g, kn_nn_flatten(g, s), "fc", 4, true, KN_ACT_NONE);
+}
+
+static void test_backward_repeat(void)
+{
+    build_fn graphs[2] = {g_reuse, g_block};
+    for (int gi = 0; gi < 2; gi++) {
+        for (int b = 0; b < 2; b++) {
+            kn_nn_graph *g = make_graph(graphs[gi], 5);
+            KN_REQUIRE(g != NULL);
+            kn_nn_train_params p = kn_nn_train_default_params();
+            p.max_batch = 3;
+            p.backend = BACKENDS[b];
+            kn_nn_trainer *t = NULL;
+            kn_err e = {0};
+            KN_CHECK_INT(kn_nn_trainer_new(g, &p, &t, &e), KN_OK);
+            KN_REQUIRE(t != NULL);
+            size_t in_n = kn__nn_shape_numel(kn_nn_graph_input_shape(g)) * 3;
+            size_t out_n = kn__nn_shape_numel(kn_nn_graph_output_shape(g)) * 3;
+            float *x = malloc(in_n * sizeof(float)), *y = malloc(out_n * sizeof(float));
+            float *r1 = malloc(out_n * sizeof(float)), *r2 = malloc(out_n * sizeof(float));
+            float *din[2] = {malloc(in_n * sizeof(float)), malloc(in_n * sizeof(float))};
+            size_t total = 0;
+            for (int pi = 0; pi < g->np; pi++)
+                total += kn_nn_trainer_grad(t, pi) ? g->params[pi].numel : 0;
+            float *grads[2] = {malloc(total * sizeof(float)), malloc(total * sizeof(float))};
+            kn_rng rng;
+            kn_rng_seed(&rng, 9);
+            fill_input(x, in_n, IN_NORMAL, &rng);
+            for (size_t k = 0; k < out_n; k++) {
+                r1[k] = (float)(2 * kn_rng_uniform(&rng) - 1);
+                r2[k] = (float)(4 * kn_rng_uniform(&rng) - 2);
+            }
+            const float *rs[3] = {r1, r2, r1};
+            for (int pass = 0; pass < 3; pass++) {
+                int slot = pass == 0 ? 0 : 1;
+                KN_CHECK_INT(kn_nn_trainer_forward(t, x, 3, true, y, &e), KN_OK);
+                KN_CHECK_INT(kn_nn_trainer_backward(t, rs[pass], din[slot], &e), KN_OK);
+                size_t off = 0;
+                for (int pi = 0; pi < g->np; pi++) {
+                    const float *gr = kn_nn_trainer_grad(t, pi);
+                    if (!gr)
+                        continue;
+                    memcpy(grads[slot] + off, gr, g->params[pi].numel * sizeof(float));
+                    off += g->params[pi].numel;
+                }
+            }
+            KN_CHECK(memcmp(din[0], din[1], in_n * sizeof(float)) == 0);
+            KN_CHECK(memcmp(grads[0], grads[1], total * sizeof(float)) == 0);
+            printf("  %s %s: input grad %.2e, params %.2e apart after another pass\n",
+                   gi ? "block" : "reuse", kn_nn_backend_name(BACKENDS[b]),
+                   rel_diff(din[0], din[1], in_n), rel_diff(grads[0], grads[1], total));
+            free(x);
+            free(y);
+            free(r1);
+            free(r2);
+            for (int k = 0; k < 2; k++) {
+                free(din[k]);
+                free(grads[k]);
+            }
+            kn_nn_trainer_free(t);
+            kn_nn_graph_free(g);
+        }
+    }
+}
+
 /* ---- running statistics -------------------------------------------------- */
 
 static void test_running_stats(void)
@@ -688,6 +774,7 @@ int main(void)
     KN_RUN(test_fd_dense);
     KN_RUN(test_fd_block);
     KN_RUN(test_ref_vs_dnnl);
+    KN_RUN(test_backward_repeat);
     KN_RUN(test_running_stats);
     KN_RUN(test_maxpool_ties);
     return kn_test_finish();
