@@ -12,7 +12,8 @@
  *   header     Authorization: AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/
  *              region/service/aws4_request, SignedHeaders=a;b, Signature=hex
  *              with X-Amz-Date (or Date), optional X-Amz-Security-Token and
- *              X-Amz-Content-SHA256;
+ *              X-Amz-Content-SHA256; SignedHeaders must include host (as
+ *              AWS requires), in both forms;
  *   presigned  X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date, X-Amz-Expires,
  *              X-Amz-SignedHeaders, X-Amz-Signature (and X-Amz-Security-Token)
  *              in the query string.

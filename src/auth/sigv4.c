@@ -306,6 +306,17 @@ static kn_status check_signed_headers(kn_auth_sig *s, kn_auth_fail *fail, kn_err
         s->signed_headers[strlen(s->signed_headers) - 1] == ';')
         return failf(fail, KN_AUTH_INCOMPLETE, e, "SignedHeaders: '%s' is malformed",
                      s->signed_headers);
+    /* As AWS: a signature that does not cover Host could be replayed to
+     * another server that knows the key. */
+    bool host = false;
+    for (const char *p = s->signed_headers; *p && !host;) {
+        size_t len = strcspn(p, ";");
+        host = len == 4 && !memcmp(p, "host", 4);
+        p += len + (p[len] == ';');
+    }
+    if (!host)
+        return failf(fail, KN_AUTH_INCOMPLETE, e, "SignedHeaders: '%s' must include host",
+                     s->signed_headers);
     return KN_OK;
 }
 

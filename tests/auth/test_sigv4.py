@@ -287,6 +287,9 @@ malformed = {
     "AWS4-HMAC-SHA256 Credential=AK/20261125/us-east-1/lambda/aws4_request, SignedHeaders=Host;X, Signature=" + "0" * 64: "SignedHeaders",
     "AWS4-HMAC-SHA256 Credential=AK/20261125/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=xyz": "Signature",
     "": "algorithm",
+    # AWS refuses a signature that does not cover Host
+    "AWS4-HMAC-SHA256 Credential=AK/20261125/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date, Signature=" + "0" * 64: "SignedHeaders",
+    "AWS4-HMAC-SHA256 Credential=AK/20261125/us-east-1/lambda/aws4_request, SignedHeaders=hostx;x-amz-date, Signature=" + "0" * 64: "SignedHeaders",
     "AWS4-HMAC-SHA256 Credential=" + "A" * 5000 + "/20261125/r/s/aws4_request, SignedHeaders=host, Signature=" + "0" * 64: "Credential",
 }
 for value, part in malformed.items():
