@@ -1,4 +1,5 @@
-/* Training benchmarks for kennel, printed as one JSON line per measurement:
+/* Training benchmarks for kennel (bench/train_run.sh runs them beside
+ * bench/train_torch.py), printed as a readable line and one JSON line each:
  *   features: frozen resnet50 feature extraction (the backbone up to global
  *             pooling), batch 32, images/s over --iters batches;
  *   head:     one epoch of the reference head Linear(2048,128)-ReLU-
@@ -59,7 +60,9 @@ static int features(int threads, int iters)
     kn_rng_seed(&r, 3);
     for (size_t i = 0; i < in_n; i++)
         in[i] = (float)kn_rng_normal(&r);
-    kn_nn_exec_run(x, in, 32, out, &e); /* warm-up */
+    for (int i = 0; i < 2; i++) /* warm-up */
+        if (kn_nn_exec_run(x, in, 32, out, &e))
+            goto fail;
     double *t = malloc((size_t)iters * sizeof(double));
     for (int i = 0; i < iters; i++) {
         uint64_t t0 = kn_now_ns();
@@ -67,6 +70,8 @@ static int features(int threads, int iters)
         t[i] = (kn_now_ns() - t0) / 1e9;
     }
     qsort(t, (size_t)iters, sizeof *t, cmp_d);
+    printf("kennel resnet50 features batch 32, %d threads: %.2f img/s\n", threads,
+           32 / t[iters / 2]);
     printf("{\"bench\":\"features\",\"engine\":\"kennel\",\"batch\":32,\"threads\":%d,"
            "\"img_per_s\":%.2f,\"vmhwm_kb\":%ld}\n", threads, 32 / t[iters / 2], vmhwm_kb());
     free(t);
@@ -137,6 +142,8 @@ static int head_epoch(int threads, int epochs)
         sec[ep] = (kn_now_ns() - t0) / 1e9;
     }
     qsort(sec + 1, (size_t)epochs, sizeof *sec, cmp_d);
+    printf("kennel head epoch (%d x %d, batch %d, Adam): %.4f s\n", N, D, B,
+           sec[1 + epochs / 2]);
     printf("{\"bench\":\"head_epoch\",\"engine\":\"kennel\",\"n\":%d,\"batch\":%d,"
            "\"seconds\":%.4f,\"vmhwm_kb\":%ld}\n", N, B, sec[1 + epochs / 2], vmhwm_kb());
     free(sec);
