@@ -1,9 +1,9 @@
 /* Fuzz target for IAM policy documents: the input is parsed as an identity
  * policy and as a resource (trust) policy; what parses is evaluated for a few
  * requests with condition keys. Promises checked (abort when broken): a
- * refusal hands out no policy and says why on one printable line; a parsed
- * policy has statements; a decision's policy/statement indexes are in range
- * and the implicit deny names none. */
+ * refusal hands out no policy and says why on one printable line of valid
+ * UTF-8; a parsed policy has statements; a decision's policy/statement
+ * indexes are in range and the implicit deny names none. */
 #include "kennel/auth.h"
 
 #include <stdint.h>
@@ -26,6 +26,25 @@ static const kn_policy_request reqs[] = {
      "arn:aws:sts::123456789012:assumed-role/r/s", NULL, NULL, 0},
 };
 
+/* Strict UTF-8, as JSON encoders require of a message. */
+static int valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2
+                : *p >= 0xf0 && *p <= 0xf4 ? 3 : -1;
+        if (n < 0)
+            return 0;
+        unsigned lo = *p == 0xe0 ? 0xa0 : *p == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = *p == 0xed ? 0x9f : *p == 0xf4 ? 0x8f : 0xbf;
+        for (int i = 1; i <= n; i++)
+            if (p[i] < (i == 1 ? lo : 0x80u) || p[i] > (i == 1 ? hi : 0xbfu))
+                return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     for (int kind = 0; kind < 2; kind++) {
@@ -38,6 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (const char *c = e.msg; *c; c++)
                 if ((unsigned char)*c < 0x20)
                     abort();
+            if (!valid_utf8(e.msg))
+                abort();
             continue;
         }
         int ns = kn_policy_statements(p);

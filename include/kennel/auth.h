@@ -214,7 +214,8 @@ KN_API bool kn_policy_glob(const char *pattern, const char *text, bool fold);
  * "User: <principal> is not authorized to perform: <action> on resource:
  * <resource> because no identity-based policy allows the <action> action"
  * (or "... with an explicit deny in an identity-based policy"). Control
- * bytes of the request's names are written as '?'. */
+ * bytes of the request's names, and bytes that are not valid UTF-8, are
+ * written as '?'. Parse errors are likewise one line of valid UTF-8. */
 KN_API void kn_policy_denied_message(const kn_policy_request *r, const kn_policy_decision *d,
                                      char *out, size_t n);
 

@@ -6,7 +6,7 @@
  * own match data, so one kn_tune_metrics serves many threads. A match
  * limit bounds the work a hostile pattern can cause per line. */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "kennel/tune.h"
+#include "tune_int.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -29,13 +29,10 @@ struct kn_tune_metrics {
     pcre2_match_context *mctx;
 };
 
-/* Messages quote names as sent: control bytes become '?' so a message
- * stays one line. */
+/* Messages quote names as sent: one printable line of valid UTF-8. */
 static kn_status one_line(kn_err *e, kn_status rc)
 {
-    for (char *c = e ? e->msg : NULL; c && *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
+    kn__tune_clean_msg(e ? e->msg : NULL);
     return rc;
 }
 

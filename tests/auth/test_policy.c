@@ -517,6 +517,45 @@ static void test_variable_defaults(void)
     kn_policy_free(p);
 }
 
+/* Strict UTF-8 (what JSON encoders such as jansson accept). */
+static bool valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2
+                : *p >= 0xf0 && *p <= 0xf4 ? 3 : -1;
+        if (n < 0)
+            return false;
+        unsigned lo = *p == 0xe0 ? 0xa0 : *p == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = *p == 0xed ? 0x9f : *p == 0xf4 ? 0x8f : 0xbf;
+        for (int i = 1; i <= n; i++)
+            if (p[i] < (i == 1 ? lo : 0x80) || p[i] > (i == 1 ? hi : 0xbf))
+                return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+/* A message cut inside a multi-byte character would be invalid UTF-8,
+ * which JSON error bodies cannot carry (the message would vanish). */
+static void test_message_utf8(void)
+{
+    char doc[1024], act[400] = "s3:";
+    for (int i = 0; i < 100; i++)
+        strcat(act, "\xc3\xa9"); /* e-acute, two bytes each */
+    for (int shift = 0; shift < 2; shift++) {
+        snprintf(doc, sizeof doc,
+                 "{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"%s%s\",\"Resource\":\"*\"}}",
+                 shift ? "x" : "", act);
+        kn_policy *p = NULL;
+        kn_err e = {0};
+        KN_CHECK_INT(kn_policy_parse(doc, strlen(doc), KN_POLICY_IDENTITY, &p, &e), KN_BAD_FORMAT);
+        if (!valid_utf8(e.msg))
+            fprintf(stderr, "not UTF-8: %s\n", e.msg);
+        KN_CHECK(valid_utf8(e.msg));
+    }
+}
+
 /* The AccessDenied message quotes the request: one printable line. */
 static void test_denied_message_one_line(void)
 {
@@ -530,6 +569,10 @@ static void test_denied_message_one_line(void)
     KN_CHECK_CONTAINS(msg, "is not authorized to perform");
     for (const char *c = msg; *c; c++)
         KN_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f);
+    r.resource = EP("dog\xc3(\xff\xe2\x82"); /* bytes a decoded path may hold */
+    kn_policy_denied_message(&r, &d, msg, sizeof msg);
+    KN_CHECK(valid_utf8(msg));
+    KN_CHECK_CONTAINS(msg, "endpoint/dog?(??");
 }
 
 /* ---- properties ------------------------------------------------------------ */
@@ -658,6 +701,7 @@ int main(void)
     KN_RUN(test_variable_literals);
     KN_RUN(test_variable_defaults);
     KN_RUN(test_denied_message_one_line);
+    KN_RUN(test_message_utf8);
     KN_RUN(test_glob_property);
     KN_RUN(test_deny_wins_property);
     return kn_test_finish();

@@ -159,6 +159,35 @@ static void test_space_extremes(void)
     KN_CHECK_STR(buf, "x");
     kn_tune_space_deinit(&s);
 
+    /* a message cut at its size limit never ends inside a character */
+    for (int shift = 0; shift < 2; shift++) {
+        char doc[2048], name[300] = "", val[300] = "";
+        for (int i = 0; i < 127; i++)
+            strcat(name, "\xc3\xa9");
+        while (strlen(val) + 3 <= (size_t)(255 - 3 * shift))
+            strcat(val, "\xe2\x82\xac"); /* three bytes each */
+        snprintf(doc, sizeof doc,
+                 "{\"CategoricalParameterRanges\":[{\"Name\":\"%s%s\",\"Values\":[\"%s\",\"%s\"]}]}",
+                 shift ? "x" : "", name, val, val);
+        KN_CHECK_INT(parse(doc, &s, &e), KN_INVALID);
+        if (strlen(e.msg) <= 400)
+            fprintf(stderr, "short: %s\n", e.msg);
+        KN_CHECK(strlen(e.msg) > 400); /* long enough to have been cut */
+        const unsigned char *p = (const unsigned char *)e.msg;
+        bool ok = true;
+        while (*p && ok) { /* strict UTF-8 */
+            int n = *p < 0x80 ? 0 : *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2
+                    : *p >= 0xf0 && *p <= 0xf4 ? 3 : -1;
+            ok = n >= 0;
+            for (int i = 1; ok && i <= n; i++)
+                ok = p[i] >= 0x80 && p[i] <= 0xbf;
+            p += ok ? n + 1 : 0;
+        }
+        if (!ok)
+            fprintf(stderr, "message not UTF-8 (shift %d): %s\n", shift, e.msg);
+        KN_CHECK(ok);
+    }
+
     static const char *const bad[] = {
         "{\"CategoricalParameterRanges\":[{\"Name\":\"a\\nb\",\"Values\":[\"x\"]},"
         "{\"Name\":\"a\\nb\",\"Values\":[\"y\"]}]}",
