@@ -11,12 +11,14 @@
 # Results: bench/results/train_latest.md (+ train_latest.jsonl, the raw
 # lines). See bench/README.md, "Training".
 #
-#   bench/train_run.sh            ROUNDS=3 by default
+#   bench/train_run.sh            ROUNDS=3, HEAD_EPOCHS=5, STEPS=3 by default
 #   ROUNDS=5 BUILD=build-x bench/train_run.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build-train-bench}
 rounds=${ROUNDS:-3}
+epochs=${HEAD_EPOCHS:-5}  # timed head epochs per process (after a warm-up one)
+steps=${STEPS:-3}         # timed fine-tune steps per process (after a warm-up one)
 py=/usr/bin/python3
 out=$root/bench/results
 mkdir -p "$out"
@@ -49,13 +51,13 @@ run() { # engine bench round
   local cmd
   case $engine/$bench in
     kennel/features)  cmd=("$build/bench/train_bench" features --threads 2 --iters 5) ;;
-    kennel/head)      cmd=("$build/bench/train_bench" head --threads 2 --epochs 5) ;;
-    kennel/finetune1) cmd=("$build/bench/finetune_bench" finetune --finetune 1 --batch 16 --threads 2 --steps 3 --warmup 1) ;;
-    kennel/full)      cmd=("$build/bench/finetune_bench" full --batch 16 --threads 2 --steps 3 --warmup 1) ;;
+    kennel/head)      cmd=("$build/bench/train_bench" head --threads 2 --epochs "$epochs") ;;
+    kennel/finetune1) cmd=("$build/bench/finetune_bench" finetune --finetune 1 --batch 16 --threads 2 --steps "$steps" --warmup 1) ;;
+    kennel/full)      cmd=("$build/bench/finetune_bench" full --batch 16 --threads 2 --steps "$steps" --warmup 1) ;;
     pytorch/features) cmd=("$py" "$root/bench/train_torch.py" features 5) ;;
-    pytorch/head)     cmd=("$py" "$root/bench/train_torch.py" head 5) ;;
-    pytorch/finetune1) cmd=("$py" "$root/bench/finetune_torch.py" finetune --batch 16 --threads 2 --steps 3 --warmup 1) ;;
-    pytorch/full)     cmd=("$py" "$root/bench/finetune_torch.py" full --batch 16 --threads 2 --steps 3 --warmup 1) ;;
+    pytorch/head)     cmd=("$py" "$root/bench/train_torch.py" head "$epochs") ;;
+    pytorch/finetune1) cmd=("$py" "$root/bench/finetune_torch.py" finetune --batch 16 --threads 2 --steps "$steps" --warmup 1) ;;
+    pytorch/full)     cmd=("$py" "$root/bench/finetune_torch.py" full --batch 16 --threads 2 --steps "$steps" --warmup 1) ;;
   esac
   local log
   log=$("${cmd[@]}" 2>&1) || { echo "$log" >&2; echo "train_run.sh: $engine $bench failed" >&2; exit 1; }
@@ -89,7 +91,8 @@ cases = [("features", "resnet50 feature extraction, batch 32", "img_per_s", "img
          ("full", "resnet50 full fine-tune step, batch 16, Adam", "img_per_s", "img/s", 1.1)]
 out = ["# Training: kennel vs PyTorch", "",
        "%s, %s rounds (medians across rounds), 2 threads each; load average %s at the start, "
-       "%s at the end; %s s." % (started, rounds, load_start, load_end, secs), "",
+       "%s at the end (2 cores); %s s." % (started, rounds, load_start, load_end, secs), "",
+       "Load average when each process finished is in train_latest.jsonl (`load`).", "",
        "| measurement | kennel | PyTorch | kennel / PyTorch | target | met |",
        "| --- | --- | --- | --- | --- | --- |"]
 for case, title, key, unit, target in cases:
@@ -103,7 +106,9 @@ out += ["", "Per round (kennel; PyTorch):", ""]
 for case, title, key, unit, _ in cases:
     _, kv = med(case, "kennel", key)
     _, pv = med(case, "pytorch", key)
-    out.append("- %s: %s; %s" % (case, ", ".join(str(x) for x in kv), ", ".join(str(x) for x in pv)))
+    loads = [r["load"] for r in rows if r["case"] == case]
+    out.append("- %s: %s; %s (1-min load average after each process: %s)" % (
+        case, ", ".join(str(x) for x in kv), ", ".join(str(x) for x in pv), ", ".join(loads)))
 modes = sorted({"%s: %s" % (r["case"], r.get("format") or r.get("mode") or r.get("adam"))
                 for r in rows if r["engine"] == "pytorch"})
 out += ["", "PyTorch's faster mode per round: " + "; ".join(modes) + ".",

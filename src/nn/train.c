@@ -15,6 +15,7 @@
 #include "nn_int.h"
 
 #include <math.h>
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,12 @@ static float act_d(kn_nn_act a, float y)
     return 1.0f;
 }
 
+/* Loops split over threads only above this many elements: below it a
+ * parallel region costs more than it saves, and on a busy machine every
+ * region waits for its slowest thread to be scheduled (the head of a
+ * transfer-learning job runs hundreds of small steps). */
+#define PAR_MIN 32768
+
 /* Elementwise passes over whole activations are memory-bound: one branch-free
  * loop per activation (and per write/add), which the compiler vectorises; the
  * generic act_f / act_d per element is several times slower. */
@@ -151,21 +158,21 @@ static void act_fwd(kn_nn_act a, float *restrict y, const float *restrict x,
                     const float *restrict x1, size_t n)
 {
     if (x1 && a == KN_ACT_NONE) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
         for (size_t k = 0; k < n; k++)
             y[k] = x[k] + x1[k];
     } else if (x1 && a == KN_ACT_RELU) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
         for (size_t k = 0; k < n; k++) {
             float v = x[k] + x1[k];
             y[k] = v > 0.0f ? v : 0.0f;
         }
     } else if (a == KN_ACT_RELU && !x1) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
         for (size_t k = 0; k < n; k++)
             y[k] = x[k] > 0.0f ? x[k] : 0.0f;
     } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
         for (size_t k = 0; k < n; k++)
             y[k] = act_f(a, x1 ? x[k] + x1[k] : x[k]);
     }
@@ -177,19 +184,19 @@ static void act_bwd(kn_nn_act a, float *restrict dx, const float *restrict dy,
 {
     /* both operands loaded unconditionally: a select, not a branch */
     if (a == KN_ACT_RELU && first) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
         for (size_t k = 0; k < n; k++) {
             float d = dy[k];
             dx[k] = y[k] > 0.0f ? d : 0.0f;
         }
     } else if (a == KN_ACT_RELU) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
         for (size_t k = 0; k < n; k++) {
             float d = dy[k], o = dx[k];
             dx[k] = y[k] > 0.0f ? o + d : o;
         }
     } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
         for (size_t k = 0; k < n; k++) {
             float v = dy[k] * act_d(a, y[k]);
             dx[k] = first ? v : dx[k] + v;
@@ -200,7 +207,7 @@ static void act_bwd(kn_nn_act a, float *restrict dx, const float *restrict dy,
 /* dst = src, in parallel (memcpy alone runs on one core) */
 static void copy_to(float *restrict dst, const float *restrict src, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (size_t k = 0; k < n; k++)
         dst[k] = src[k];
 }
@@ -208,7 +215,7 @@ static void copy_to(float *restrict dst, const float *restrict src, size_t n)
 /* dst += src */
 static void add_to(float *restrict dst, const float *restrict src, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (size_t k = 0; k < n; k++)
         dst[k] += src[k];
 }
@@ -232,7 +239,7 @@ static bool spatial(const kn_nn_trainer *t, kn_nn_shape s)
 static void relayout(float *dst, const float *src, int n, kn_nn_shape s, bool to_nhwc, bool add)
 {
     int hw = s.h * s.w, c = s.c;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= PAR_MIN)
     for (int b = 0; b < n; b++) {
         for (int p = 0; p < hw; p++) {
             const float *x = src + (size_t)b * c * hw;
@@ -249,14 +256,24 @@ static void relayout(float *dst, const float *src, int n, kn_nn_shape s, bool to
 
 /* ---- dense ops ------------------------------------------------------------ */
 
+#define GEMM_PAR_MIN 4e6 /* multiply-adds */
+
 /* Row-major C = op(A) op(B) + beta * C, on oneDNN's sgemm: it dispatches on
  * the CPU it finds, where OpenBLAS 0.3.21 does not know this machine's and
  * falls back to SSE3 kernels (3-4x slower per thread on the head's shapes). */
 static kn_status gemm(bool ta, bool tb, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc, kn_err *e)
 {
+    /* small products on the calling thread only (see PAR_MIN): the head's
+     * 32 x 133 x 128 ones take microseconds */
+    int threads = omp_get_max_threads();
+    bool serial = (double)m * n * k < GEMM_PAR_MIN && threads > 1;
+    if (serial)
+        omp_set_num_threads(1);
     dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb,
                                  beta, c, ldc);
+    if (serial)
+        omp_set_num_threads(threads);
     if (s != dnnl_success)
         return kn_err_set(e, KN_BACKEND, "trainer: sgemm %dx%dx%d failed (oneDNN status %d)", m,
                           n, k, (int)s);
@@ -390,7 +407,7 @@ static kn_status fwd(kn_nn_trainer *t, int i, kn_err *e)
         /* element j of the plane of (sample, channel) k: NCHW k * hw + j,
          * NHWC (sample * hw + j) * C + channel */
         bool cl = spatial(t, is);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
         for (size_t k = 0; k < total; k++) {
             double sum = 0;
             size_t base = cl ? (k / is.c) * hw * is.c + k % is.c : k * hw;
@@ -434,7 +451,7 @@ static kn_status bwd(kn_nn_trainer *t, int i, kn_err *e)
     case KN_OP_ADD: {
         if (nd->act != KN_ACT_NONE) { /* through the fused activation, in place */
             const float *y = t->val[i];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
             for (size_t k = 0; k < total; k++)
                 dy[k] *= act_d(nd->act, y[k]);
         }
@@ -463,7 +480,7 @@ static kn_status bwd(kn_nn_trainer *t, int i, kn_err *e)
         }
         const float *mask = nd->op == KN_OP_DROPOUT && t->training && nd->rate > 0
                                 ? t->state[i] : NULL;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
         for (size_t k = 0; k < total; k++) {
             float v = mask ? dy[k] * mask[k] : dy[k];
             dx[k] = first ? v : dx[k] + v;
@@ -478,7 +495,7 @@ static kn_status bwd(kn_nn_trainer *t, int i, kn_err *e)
         float *dx = t->grad[a];
         bool cl = spatial(t, is);
         bool first = kn__train_grad_first(t, a);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
         for (size_t k = 0; k < total; k++) {
             float g = dy[k] / (float)hw;
             size_t base = cl ? (k / is.c) * hw * is.c + k % is.c : k * hw;

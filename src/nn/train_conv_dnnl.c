@@ -334,7 +334,7 @@ static kn_status move(dn_ctx *c, dnnl_primitive_t r, const dnnl_memory_desc_t *f
 
 static void add_into(float *restrict dst, const float *restrict src, size_t count)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (count >= 32768)
     for (size_t k = 0; k < count; k++)
         dst[k] += src[k];
 }
