@@ -1,5 +1,7 @@
-/* The fleet: endpoint instances as child processes, their supervision and
- * the router that sends invocations to them (see platform.h).
+/* The fleet: endpoint instances as child processes and their supervision
+ * (see platform.h): spawning, reaping, start-up and health pings, status
+ * transitions, updates, restart, and the endpoint operations. Invocations
+ * are in fleet_router.c, metrics and autoscaling in fleet_scaling.c.
  *
  * State: a list of endpoints, each with variants, each with a list of
  * instances, all under f->mu. Only the supervisor thread frees endpoints
@@ -13,16 +15,11 @@
  * fleet: PR_SET_PDEATHSIG fires when the forking thread dies, so instances
  * go down with the daemon and never outlive it.
  */
-#include "platform_int.h"
+#include "fleet_int.h"
 
-#include "kennel/scale.h"
-
-#include <curl/curl.h>
-#include <math.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,113 +29,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-#define CURL_POOL_MAX 64
-#define MAX_RESPONSE ((size_t)16 * 1024 * 1024)
-#define NO_INSTANCE_WAIT_MS 30000u
-
-typedef enum inst_state {
-    INST_STARTING, /* process running, not yet answering /ping */
-    INST_READY,    /* takes requests */
-    INST_STOPPING, /* SIGTERM sent (scale-in, delete, failure) */
-    INST_DEAD,     /* reaped; freed once no request uses it */
-} inst_state;
-
-typedef struct instance {
-    struct instance *next;
-    int id;
-    pid_t pid;
-    inst_state state;
-    int port;
-    int outstanding;
-    bool broken;       /* a request failed at the transport level */
-    bool pinging;
-    int ping_failures;      /* consecutive failed health pings while ready */
-    uint64_t started_ns, stop_sent_ns, pinged_ns;
-    char timeout_reason[128]; /* set when it was killed for not answering /ping */
-    char ready_file[PATH_MAX];
-    char log_file[PATH_MAX];
-} instance;
-
-typedef struct fvariant {
-    kn_endpoint_variant_rec *rec; /* in the endpoint's record */
-    int threads;
-    unsigned startup_timeout_s;
-    instance *insts;
-    unsigned rr;
-    int failures;           /* consecutive failed starts */
-    uint64_t next_spawn_ns; /* back-off after failures */
-    int prev_count;         /* UpdateEndpointWeightsAndCapacities: to roll back to */
-    double prev_weight;
-    /* metrics: the clock minute being counted and the last finished ones */
-    kn_variant_minute acc;
-    double model_us_sum, overhead_us_sum;
-    kn_variant_minute done[8];
-    int n_done;
-    /* totals since the daemon started, for /metrics */
-    uint64_t total_invocations, total_4xx, total_5xx;
-    double total_model_us, total_overhead_us;
-    struct {
-        int64_t minute;
-        double per_instance;
-    } recent[32]; /* ring of finished minutes, for the autoscaler */
-    int n_recent;
-} fvariant;
-
-typedef struct fendpoint {
-    struct fendpoint *next;
-    kn_endpoint_rec rec;    /* rec.status is the current status */
-    fvariant *vars;         /* serving */
-    bool deleting;
-    bool ghost;             /* the retired variants of an update: stopped, never stored */
-    bool has_prev;          /* a capacity update is in progress (prev_* are set) */
-    /* UpdateEndpoint: the new configuration, starting next to the old one */
-    bool has_next;
-    kn_endpoint_rec next_rec;
-    fvariant *next_vars;
-    char activity[64];      /* the scaling activity in progress, "" if none */
-    char dir[PATH_MAX];
-} fendpoint;
-
-/* A target-tracking policy on a registered variant, with its tracker. */
-typedef struct fpolicy {
-    char resource_id[300];
-    char endpoint[64];
-    char variant[64];
-    char name[256];
-    char alarm_high[400], alarm_low[400];
-    bool suspended_in, suspended_out;
-    kn_scale_tracker t;
-} fpolicy;
-
-/* What happened to the instances of one variant set in one tick. */
-typedef struct outcome {
-    bool start_failed;
-    char reason[1100];
-} outcome;
-
-struct kn_fleet {
-    kn_platform *platform;
-    kn_registry *reg;
-    kn_fleet_params p;
-    char bin[PATH_MAX];
-    pthread_mutex_t mu;
-    pthread_cond_t changed; /* CLOCK_MONOTONIC; instances became ready, stop */
-    fendpoint *eps;
-    int next_id;
-    bool stopping;
-    bool thread_started, health_started;
-    pthread_t thread, health_thread;
-    kn_rng rng;
-    pthread_mutex_t pool_mu;
-    CURL *pool[CURL_POOL_MAX];
-    int n_pool;
-    fpolicy *pols;
-    int n_pols;
-    int64_t scaled_minute; /* the last clock minute the autoscaler evaluated */
-};
 
 kn_fleet_params kn_fleet_default_params(void)
 {
@@ -151,23 +42,12 @@ kn_fleet_params kn_fleet_default_params(void)
     return p;
 }
 
-void kn_invoke_result_init(kn_invoke_result *r)
-{
-    memset(r, 0, sizeof *r);
-    kn_buf_init(&r->body, MAX_RESPONSE);
-}
-
-void kn_invoke_result_deinit(kn_invoke_result *r)
-{
-    kn_buf_deinit(&r->body);
-}
-
-static uint64_t real_ns(void)
+uint64_t kn_fleet__real_ns(void)
 {
     return kn_now_ns();
 }
 
-static void deadline_in(struct timespec *ts, unsigned ms)
+void kn_fleet__deadline_in(struct timespec *ts, unsigned ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += ms / 1000;
@@ -180,7 +60,7 @@ static void deadline_in(struct timespec *ts, unsigned ms)
 
 /* ------------------------------------------------------------ curl pool */
 
-static CURL *pool_get(kn_fleet *f)
+CURL *kn_fleet__pool_get(kn_fleet *f)
 {
     CURL *h = NULL;
     pthread_mutex_lock(&f->pool_mu);
@@ -194,7 +74,7 @@ static CURL *pool_get(kn_fleet *f)
     return h;
 }
 
-static void pool_put(kn_fleet *f, CURL *h)
+void kn_fleet__pool_put(kn_fleet *f, CURL *h)
 {
     if (!h)
         return;
@@ -217,7 +97,7 @@ static size_t discard(char *p, size_t sz, size_t n, void *ud)
 /* GET /ping on an instance: true on 200. */
 static bool ping(kn_fleet *f, int port)
 {
-    CURL *h = pool_get(f);
+    CURL *h = kn_fleet__pool_get(f);
     if (!h)
         return false;
     char url[64];
@@ -229,7 +109,7 @@ static bool ping(kn_fleet *f, int port)
     long code = 0;
     bool ok = curl_easy_perform(h) == CURLE_OK &&
               curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200;
-    pool_put(f, h);
+    kn_fleet__pool_put(f, h);
     return ok;
 }
 
@@ -239,7 +119,7 @@ static const char *const status_names[] = {"Creating", "InService",   "Updating"
                                            "SystemUpdating", "RollingBack", "Deleting",
                                            "Failed"};
 
-static void set_status(kn_fleet *f, fendpoint *ep, const char *status, const char *reason)
+void kn_fleet__set_status(kn_fleet *f, fendpoint *ep, const char *status, const char *reason)
 {
     bool same = strcmp(ep->rec.status, status) == 0;
     for (size_t i = 0; i < sizeof status_names / sizeof status_names[0]; i++)
@@ -327,7 +207,7 @@ static void spawn(kn_fleet *f, fendpoint *ep, fvariant *v, int vindex)
         if (logfd >= 0)
             close(logfd);
         free(in);
-        v->next_spawn_ns = real_ns() + 1000000000ull;
+        v->next_spawn_ns = kn_fleet__real_ns() + 1000000000ull;
         return;
     }
     size_t k = 0;
@@ -366,12 +246,12 @@ static void spawn(kn_fleet *f, fendpoint *ep, fvariant *v, int vindex)
     if (pid < 0) {
         kn_log(KN_LOG_ERROR, "endpoint %s: fork: %s", ep->rec.name, strerror(err));
         free(in);
-        v->next_spawn_ns = real_ns() + 1000000000ull;
+        v->next_spawn_ns = kn_fleet__real_ns() + 1000000000ull;
         return;
     }
     in->pid = pid;
     in->state = INST_STARTING;
-    in->started_ns = real_ns();
+    in->started_ns = kn_fleet__real_ns();
     in->next = v->insts;
     v->insts = in;
     kn_log(KN_LOG_INFO, "endpoint %s: variant %s: instance %d started (pid %ld, %d threads)",
@@ -383,7 +263,7 @@ static void stop_instance(instance *in)
     if (in->state == INST_STARTING || in->state == INST_READY) {
         kill(in->pid, SIGTERM);
         in->state = INST_STOPPING;
-        in->stop_sent_ns = real_ns();
+        in->stop_sent_ns = kn_fleet__real_ns();
     }
 }
 
@@ -486,222 +366,9 @@ static void remove_dir_files(const char *dir, bool and_dir)
         rmdir(dir);
 }
 
-static int count_state(const fvariant *v, bool ready_only);
-
-/* -------------------------------------------------------------- metrics */
-
-static int64_t now_minute(kn_fleet *f)
-{
-    return (int64_t)floor(kn_clock_wall(kn_platform_clock(f->platform)) / 60.0);
-}
-
-/* Closes the minute being counted if it is over (f->mu held). */
-static void roll_minute(fvariant *v, int64_t minute)
-{
-    if (v->acc.minute == minute)
-        return;
-    if (v->acc.invocations > 0 && v->n_done < (int)(sizeof v->done / sizeof v->done[0])) {
-        kn_variant_minute m = v->acc;
-        m.model_latency_us = v->model_us_sum / (double)m.invocations;
-        m.overhead_latency_us = v->overhead_us_sum / (double)m.invocations;
-        m.instances = count_state(v, true);
-        v->done[v->n_done++] = m;
-        int slot = v->n_recent++ % (int)(sizeof v->recent / sizeof v->recent[0]);
-        v->recent[slot].minute = m.minute;
-        v->recent[slot].per_instance = m.per_instance;
-    }
-    memset(&v->acc, 0, sizeof v->acc);
-    v->acc.minute = minute;
-    v->model_us_sum = v->overhead_us_sum = 0;
-}
-
-/* Counts one answered invocation (f->mu held). InvocationsPerInstance adds
- * 1/N, N the instances in service when it was answered. */
-static void record(kn_fleet *f, fvariant *v, int status, double model_us, double total_us)
-{
-    roll_minute(v, now_minute(f));
-    int n = count_state(v, true);
-    v->acc.invocations++;
-    v->acc.per_instance += 1.0 / (n > 0 ? n : 1);
-    v->model_us_sum += model_us;
-    v->overhead_us_sum += total_us > model_us ? total_us - model_us : 0;
-    if (status >= 400 && status < 500)
-        v->acc.errors_4xx++;
-    else if (status >= 500 || status == 0)
-        v->acc.errors_5xx++;
-    v->total_invocations++;
-    v->total_model_us += model_us;
-    v->total_overhead_us += total_us > model_us ? total_us - model_us : 0;
-    if (status >= 400 && status < 500)
-        v->total_4xx++;
-    else if (status >= 500 || status == 0)
-        v->total_5xx++;
-}
-
-/* The InvocationsPerInstance datapoint of a finished minute: 0 when the
- * variant had no traffic then (AWS emits no datapoint, which target
- * tracking treats as zero load). */
-static double per_instance_at(const fvariant *v, int64_t minute)
-{
-    int cap = (int)(sizeof v->recent / sizeof v->recent[0]);
-    int n = v->n_recent < cap ? v->n_recent : cap;
-    for (int i = 0; i < n; i++)
-        if (v->recent[i].minute == minute)
-            return v->recent[i].per_instance;
-    return 0;
-}
-
-/* Writes finished minutes to the registry (f->mu held). */
-static void flush_metrics(kn_fleet *f, fendpoint *ep, int64_t minute)
-{
-    for (int i = 0; i < ep->rec.n_variants; i++) {
-        fvariant *v = &ep->vars[i];
-        if (v->acc.minute < minute)
-            roll_minute(v, minute);
-        for (int k = 0; k < v->n_done; k++) {
-            kn_err e;
-            if (kn_registry_metrics_put(f->reg, ep->rec.name, v->rec->variant_name, &v->done[k],
-                                        &e))
-                kn_log(KN_LOG_WARN, "endpoint %s: metrics: %s", ep->rec.name, e.msg);
-        }
-        v->n_done = 0;
-    }
-}
-
-/* ----------------------------------------------------------- autoscaler */
-
-static fendpoint *find(kn_fleet *f, const char *name);
-static bool status_is(const fendpoint *ep, const char *s);
-static void persist(kn_fleet *f, fendpoint *ep);
-
-static void new_id(kn_fleet *f, char *out, size_t n)
-{
-    uint64_t a = kn_rng_next(&f->rng), b = kn_rng_next(&f->rng);
-    snprintf(out, n, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
-             (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
-             (unsigned)(0x8000 | ((b >> 48) & 0x3fff)),
-             (unsigned long long)(b & 0xffffffffffffull));
-}
-
-static void finish_activity(kn_fleet *f, fendpoint *ep, const char *status, const char *msg)
-{
-    if (!ep->activity[0])
-        return;
-    kn_err e;
-    if (kn_registry_activity_finish(f->reg, ep->activity, status, msg,
-                                    kn_clock_wall(kn_platform_clock(f->platform)), &e))
-        kn_log(KN_LOG_WARN, "endpoint %s: %s", ep->rec.name, e.msg);
-    ep->activity[0] = '\0';
-}
-
-/* Sets a variant's desired count on behalf of the autoscaler, as
- * UpdateEndpointWeightsAndCapacities would; false when the endpoint cannot
- * take a change now (being created, updated to another configuration,
- * deleted, failed). f->mu held. */
-static bool apply_scale(kn_fleet *f, fendpoint *ep, int vi, int to)
-{
-    if (ep->deleting || ep->has_next ||
-        !(status_is(ep, "InService") || (status_is(ep, "Updating") && ep->has_prev)))
-        return false;
-    if (!ep->has_prev)
-        for (int j = 0; j < ep->rec.n_variants; j++) {
-            ep->vars[j].prev_count = ep->rec.variants[j].desired_count;
-            ep->vars[j].prev_weight = ep->rec.variants[j].desired_weight;
-        }
-    ep->rec.variants[vi].desired_count = to;
-    ep->vars[vi].failures = 0;
-    ep->vars[vi].next_spawn_ns = 0;
-    ep->has_prev = true;
-    set_status(f, ep, "Updating", NULL);
-    persist(f, ep);
-    return true;
-}
-
-/* Feeds every policy the datapoint of each clock minute that ended since
- * the last call and applies its decisions, recording scaling activities.
- * f->mu held. */
-static void autoscale(kn_fleet *f)
-{
-    int64_t m = now_minute(f);
-    if (f->scaled_minute == 0 || f->scaled_minute < m - 61)
-        f->scaled_minute = m - 1; /* start (or a long stall): evaluate from here on */
-    for (int64_t minute = f->scaled_minute + 1; minute < m; minute++) {
-        double at = (double)(minute + 1) * 60.0; /* the end of that minute */
-        for (int i = 0; i < f->n_pols; i++) {
-            fpolicy *p = &f->pols[i];
-            fendpoint *ep = find(f, p->endpoint);
-            if (!ep || ep->deleting || status_is(ep, "Failed") || status_is(ep, "Creating"))
-                continue;
-            int vi = -1;
-            for (int j = 0; j < ep->rec.n_variants; j++)
-                if (strcmp(ep->rec.variants[j].variant_name, p->variant) == 0)
-                    vi = j;
-            if (vi < 0)
-                continue;
-            double metric = per_instance_at(&ep->vars[vi], minute);
-            kn_scale_decision d;
-            kn_scale_tracker before = p->t;
-            kn_scale_observe(&p->t, at, metric, ep->rec.variants[vi].desired_count, &d);
-            if (d.action == KN_SCALE_NONE ||
-                (d.action == KN_SCALE_OUT && p->suspended_out) ||
-                (d.action == KN_SCALE_IN && p->suspended_in))
-                continue;
-            if (status_is(ep, "SystemUpdating")) {
-                /* instances are coming back after a restart: the decision
-                 * waits for them (the alarm stays in ALARM and fires again
-                 * next minute), and no cooldown starts */
-                int h = p->t.high_run, l = p->t.low_run;
-                p->t = before;
-                p->t.high_run = h;
-                p->t.low_run = l;
-                continue;
-            }
-            char id[64], desc[128], cause[1024];
-            new_id(f, id, sizeof id);
-            snprintf(desc, sizeof desc, "Setting desired instance count to %d.", d.to);
-            if (d.reason == KN_SCALE_ALARM_HIGH || d.reason == KN_SCALE_ALARM_LOW)
-                snprintf(cause, sizeof cause,
-                         "monitor alarm %s in state ALARM triggered policy %s",
-                         d.reason == KN_SCALE_ALARM_HIGH ? p->alarm_high : p->alarm_low,
-                         p->name);
-            else
-                snprintf(cause, sizeof cause,
-                         "the desired instance count %d was outside the registered range "
-                         "[%d, %d]",
-                         d.from, p->t.min, p->t.max);
-            finish_activity(f, ep, "Overridden", "A newer scaling activity replaced it.");
-            bool ok = apply_scale(f, ep, vi, d.to);
-            if (!ok) { /* nothing changed, so no cooldown either */
-                int h = p->t.high_run, l = p->t.low_run;
-                p->t = before;
-                p->t.high_run = h;
-                p->t.low_run = l;
-            }
-            kn_scaling_activity_rec a = {
-                .id = id,
-                .resource_id = p->resource_id,
-                .description = desc,
-                .cause = cause,
-                .status_code = (char *)(ok ? "InProgress" : "Failed"),
-                .status_message =
-                    (char *)(ok ? NULL : "The endpoint could not take a capacity change now."),
-                .start_time = at,
-                .end_time = ok ? 0 : at};
-            kn_err e;
-            if (kn_registry_activity_add(f->reg, &a, &e))
-                kn_log(KN_LOG_WARN, "endpoint %s: %s", ep->rec.name, e.msg);
-            else if (ok)
-                snprintf(ep->activity, sizeof ep->activity, "%s", id);
-            kn_log(KN_LOG_INFO, "autoscaling %s: %d -> %d (%s, %.2f invocations per instance)",
-                   p->resource_id, d.from, d.to, kn_scale_reason_text(d.reason), metric);
-        }
-    }
-    f->scaled_minute = m - 1;
-}
-
 /* ------------------------------------------------------------ supervisor */
 
-static bool status_is(const fendpoint *ep, const char *s)
+bool kn_fleet__status_is(const fendpoint *ep, const char *s)
 {
     return strcmp(ep->rec.status, s) == 0;
 }
@@ -732,7 +399,7 @@ static void reap_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n, outcome
                                      "the instance exited before answering /ping");
                         v->failures++;
                         unsigned shift = v->failures < 6 ? (unsigned)v->failures : 6;
-                        v->next_spawn_ns = real_ns() + (500000000ull << shift);
+                        v->next_spawn_ns = kn_fleet__real_ns() + (500000000ull << shift);
                         kn_log(KN_LOG_WARN, "endpoint %s: instance %d failed to start: %s",
                                ep->rec.name, in->id, reason);
                         if (!oc->start_failed) {
@@ -754,7 +421,7 @@ static void reap_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n, outcome
                 continue;
             }
             if (in->state == INST_STOPPING &&
-                real_ns() - in->stop_sent_ns > (uint64_t)f->p.stop_grace_ms * 1000000ull)
+                kn_fleet__real_ns() - in->stop_sent_ns > (uint64_t)f->p.stop_grace_ms * 1000000ull)
                 kill(in->pid, SIGKILL);
             pp = &in->next;
         }
@@ -800,7 +467,7 @@ static void health_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n)
                     in->pinging = false;
                     if (ok && in->state == INST_STARTING) {
                         in->port = port;
-                        in->pinged_ns = real_ns();
+                        in->pinged_ns = kn_fleet__real_ns();
                         in->state = INST_READY;
                         v->failures = 0;
                         kn_log(KN_LOG_INFO, "endpoint %s: instance %d ready on port %d",
@@ -810,7 +477,7 @@ static void health_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n)
                     }
                 }
                 if (in->state == INST_STARTING &&
-                    real_ns() - in->started_ns > (uint64_t)v->startup_timeout_s * 1000000000ull) {
+                    kn_fleet__real_ns() - in->started_ns > (uint64_t)v->startup_timeout_s * 1000000000ull) {
                     snprintf(in->timeout_reason, sizeof in->timeout_reason,
                              "the instance did not answer /ping within %u seconds",
                              v->startup_timeout_s);
@@ -854,7 +521,7 @@ static void *health(void *arg)
     pthread_mutex_lock(&f->mu);
     while (!f->stopping) {
         int n = 0;
-        uint64_t now = real_ns();
+        uint64_t now = kn_fleet__real_ns();
         for (fendpoint *ep = f->eps; ep && n < 64; ep = ep->next)
             for (int set = 0; set < 2; set++) {
                 fvariant *vars = set ? ep->next_vars : ep->vars;
@@ -881,7 +548,7 @@ static void *health(void *arg)
             if (!in)
                 continue;
             in->pinging = false;
-            in->pinged_ns = real_ns();
+            in->pinged_ns = kn_fleet__real_ns();
             if (ok[i]) {
                 in->broken = false;
                 in->ping_failures = 0;
@@ -891,12 +558,12 @@ static void *health(void *arg)
                        "replacing it", ep->rec.name, in->id);
                 kill(in->pid, SIGKILL);
                 in->state = INST_STOPPING;
-                in->stop_sent_ns = real_ns();
+                in->stop_sent_ns = kn_fleet__real_ns();
             }
         }
         if (!f->stopping) {
             struct timespec ts;
-            deadline_in(&ts, 50);
+            kn_fleet__deadline_in(&ts, 50);
             pthread_cond_timedwait(&f->changed, &f->mu, &ts);
         }
     }
@@ -904,7 +571,7 @@ static void *health(void *arg)
     return NULL;
 }
 
-static int count_state(const fvariant *v, bool ready_only)
+int kn_fleet__count(const fvariant *v, bool ready_only)
 {
     int n = 0;
     for (const instance *in = v->insts; in; in = in->next)
@@ -917,14 +584,14 @@ static int count_state(const fvariant *v, bool ready_only)
  * an instance with requests in flight is left until it is idle). */
 static void spawn_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n, int index_base)
 {
-    uint64_t now = real_ns();
+    uint64_t now = kn_fleet__real_ns();
     for (int vi = 0; vi < n; vi++) {
         fvariant *v = &vars[vi];
-        int live = count_state(v, false);
+        int live = kn_fleet__count(v, false);
         while (live < v->rec->desired_count && now >= v->next_spawn_ns && !f->stopping) {
             int before = live;
             spawn(f, ep, v, index_base + vi);
-            live = count_state(v, false);
+            live = kn_fleet__count(v, false);
             if (live == before)
                 break;
         }
@@ -941,7 +608,7 @@ static void spawn_vars(kn_fleet *f, fendpoint *ep, fvariant *vars, int n, int in
 static bool vars_settled(const fvariant *vars, int n, bool exact)
 {
     for (int i = 0; i < n; i++) {
-        int ready = count_state(&vars[i], true);
+        int ready = kn_fleet__count(&vars[i], true);
         if (ready < vars[i].rec->desired_count)
             return false;
         if (exact) {
@@ -955,7 +622,7 @@ static bool vars_settled(const fvariant *vars, int n, bool exact)
     return true;
 }
 
-static void persist(kn_fleet *f, fendpoint *ep)
+void kn_fleet__persist(kn_fleet *f, fendpoint *ep)
 {
     kn_err e;
     if (kn_registry_endpoint_set_variants(f->reg, &ep->rec, &e))
@@ -992,12 +659,12 @@ static void retire(kn_fleet *f, fendpoint *ep, kn_endpoint_rec *rec, fvariant *v
 
 static void tick(kn_fleet *f)
 {
-    int64_t minute = now_minute(f);
+    int64_t minute = kn_fleet__now_minute(f);
     for (fendpoint **pp = &f->eps; *pp;) {
         fendpoint *ep = *pp;
         outcome oc = {0}, oc_next = {0};
         if (!ep->ghost)
-            flush_metrics(f, ep, minute);
+            kn_fleet__flush_metrics(f, ep, minute);
         reap_vars(f, ep, ep->vars, ep->rec.n_variants, &oc);
         if (ep->has_next)
             reap_vars(f, ep, ep->next_vars, ep->next_rec.n_variants, &oc_next);
@@ -1009,7 +676,7 @@ static void tick(kn_fleet *f)
             for (int i = 0; ep->has_next && i < ep->next_rec.n_variants; i++)
                 any = any || ep->next_vars[i].insts != NULL;
             if (!any) {
-                finish_activity(f, ep, "Failed", "The endpoint was deleted.");
+                kn_fleet__finish_activity(f, ep, "Failed", "The endpoint was deleted.");
                 if (!ep->ghost) {
                     kn_err e;
                     if (kn_registry_endpoint_delete(f->reg, ep->rec.name, &e) &&
@@ -1025,13 +692,13 @@ static void tick(kn_fleet *f)
             pp = &ep->next;
             continue;
         }
-        if (status_is(ep, "Failed")) {
+        if (kn_fleet__status_is(ep, "Failed")) {
             pp = &ep->next;
             continue;
         }
         /* a start that fails while the endpoint is coming up fails it */
-        if (oc.start_failed && (status_is(ep, "Creating") || status_is(ep, "SystemUpdating"))) {
-            set_status(f, ep, "Failed", oc.reason);
+        if (oc.start_failed && (kn_fleet__status_is(ep, "Creating") || kn_fleet__status_is(ep, "SystemUpdating"))) {
+            kn_fleet__set_status(f, ep, "Failed", oc.reason);
             stop_all(ep);
             pp = &ep->next;
             continue;
@@ -1043,11 +710,11 @@ static void tick(kn_fleet *f)
             ep->has_next = false;
             retire(f, ep, &ep->next_rec, ep->next_vars);
             ep->next_vars = NULL;
-            set_status(f, ep, "RollingBack", NULL);
-            set_status(f, ep, "InService", NULL);
-            persist(f, ep);
+            kn_fleet__set_status(f, ep, "RollingBack", NULL);
+            kn_fleet__set_status(f, ep, "InService", NULL);
+            kn_fleet__persist(f, ep);
         }
-        if (oc.start_failed && ep->has_prev && status_is(ep, "Updating")) {
+        if (oc.start_failed && ep->has_prev && kn_fleet__status_is(ep, "Updating")) {
             kn_log(KN_LOG_WARN, "endpoint %s: capacity update failed (%s); rolling back",
                    ep->rec.name, oc.reason);
             for (int i = 0; i < ep->rec.n_variants; i++) {
@@ -1055,10 +722,10 @@ static void tick(kn_fleet *f)
                 ep->rec.variants[i].desired_weight = ep->vars[i].prev_weight;
             }
             ep->has_prev = false;
-            set_status(f, ep, "RollingBack", NULL);
-            set_status(f, ep, "InService", NULL);
-            persist(f, ep);
-            finish_activity(f, ep, "Failed", oc.reason);
+            kn_fleet__set_status(f, ep, "RollingBack", NULL);
+            kn_fleet__set_status(f, ep, "InService", NULL);
+            kn_fleet__persist(f, ep);
+            kn_fleet__finish_activity(f, ep, "Failed", oc.reason);
         }
         spawn_vars(f, ep, ep->vars, ep->rec.n_variants, 0);
         if (ep->has_next)
@@ -1077,23 +744,23 @@ static void tick(kn_fleet *f)
             ep->next_vars = NULL;
             ep->has_next = false;
             retire(f, ep, &old, old_vars);
-            set_status(f, ep, "InService", NULL);
+            kn_fleet__set_status(f, ep, "InService", NULL);
             pthread_cond_broadcast(&f->changed);
         } else if (!ep->has_next &&
-                   (status_is(ep, "Creating") || status_is(ep, "SystemUpdating")) &&
+                   (kn_fleet__status_is(ep, "Creating") || kn_fleet__status_is(ep, "SystemUpdating")) &&
                    vars_settled(ep->vars, ep->rec.n_variants, false)) {
-            set_status(f, ep, "InService", NULL);
+            kn_fleet__set_status(f, ep, "InService", NULL);
             /* a scaling activity interrupted by a restart: its count is back */
-            finish_activity(f, ep, "Successful", NULL);
-        } else if (!ep->has_next && status_is(ep, "Updating") &&
+            kn_fleet__finish_activity(f, ep, "Successful", NULL);
+        } else if (!ep->has_next && kn_fleet__status_is(ep, "Updating") &&
                    vars_settled(ep->vars, ep->rec.n_variants, true)) {
             ep->has_prev = false;
-            set_status(f, ep, "InService", NULL);
-            finish_activity(f, ep, "Successful", NULL);
+            kn_fleet__set_status(f, ep, "InService", NULL);
+            kn_fleet__finish_activity(f, ep, "Successful", NULL);
         }
         pp = &ep->next;
     }
-    autoscale(f);
+    kn_fleet__autoscale(f);
 }
 
 static void *supervise(void *arg)
@@ -1103,7 +770,7 @@ static void *supervise(void *arg)
     while (!f->stopping) {
         tick(f);
         struct timespec ts;
-        deadline_in(&ts, f->p.poll_ms);
+        kn_fleet__deadline_in(&ts, f->p.poll_ms);
         pthread_cond_timedwait(&f->changed, &f->mu, &ts);
     }
     pthread_mutex_unlock(&f->mu);
@@ -1144,7 +811,7 @@ static kn_status restore(kn_fleet *f, kn_err *e)
             remove_dir_files(ep->dir, false);
             if (strcmp(ep->rec.status, "InService") == 0 ||
                 strcmp(ep->rec.status, "Updating") == 0)
-                set_status(f, ep, "SystemUpdating", NULL);
+                kn_fleet__set_status(f, ep, "SystemUpdating", NULL);
             kn_log(KN_LOG_INFO, "endpoint %s: restoring (%s)", ep->rec.name, ep->rec.status);
             ep->next = f->eps;
             f->eps = ep;
@@ -1158,36 +825,6 @@ static kn_status restore(kn_fleet *f, kn_err *e)
         if (!more)
             return KN_OK;
     }
-}
-
-/* Scaling activities a killed daemon left InProgress: the newest of each
- * endpoint ends when the endpoint is back in service (its desired count was
- * stored), older ones were overridden, those of gone endpoints failed. */
-static void adopt_activities(kn_fleet *f)
-{
-    kn_scaling_activity_rec *as = NULL;
-    size_t n = 0;
-    kn_err e;
-    if (kn_registry_activity_list(f->reg, NULL, &as, &n, &e))
-        return;
-    double now = kn_clock_wall(kn_platform_clock(f->platform));
-    for (size_t i = 0; i < n; i++) { /* newest first */
-        if (strcmp(as[i].status_code, "InProgress") != 0)
-            continue;
-        char name[128] = "";
-        sscanf(as[i].resource_id, "endpoint/%127[^/]/", name);
-        fendpoint *ep = find(f, name);
-        if (ep && !ep->activity[0] && !status_is(ep, "Failed"))
-            snprintf(ep->activity, sizeof ep->activity, "%s", as[i].id);
-        else
-            kn_registry_activity_finish(f->reg, as[i].id, ep ? "Overridden" : "Failed",
-                                        ep ? "A newer scaling activity replaced it."
-                                           : "The endpoint is gone.",
-                                        now, &e);
-    }
-    for (size_t i = 0; i < n; i++)
-        kn_scaling_activity_rec_deinit(&as[i]);
-    free(as);
 }
 
 kn_status kn_fleet_start(kn_platform *p, const kn_fleet_params *fp, kn_fleet **out, kn_err *e)
@@ -1218,7 +855,7 @@ kn_status kn_fleet_start(kn_platform *p, const kn_fleet_params *fp, kn_fleet **o
     if (!s)
         s = kn_fleet_autoscaling_reload(f, e);
     if (!s)
-        adopt_activities(f);
+        kn_fleet__adopt_activities(f);
     if (!s) {
         if (pthread_create(&f->thread, NULL, supervise, f) != 0)
             s = kn_err_set(e, KN_INTERNAL, "cannot start the supervisor thread");
@@ -1253,7 +890,7 @@ void kn_fleet_stop(kn_fleet *f)
     pthread_mutex_lock(&f->mu);
     for (fendpoint *ep = f->eps; ep; ep = ep->next)
         stop_all(ep);
-    uint64_t until = real_ns() + (uint64_t)f->p.stop_grace_ms * 1000000ull;
+    uint64_t until = kn_fleet__real_ns() + (uint64_t)f->p.stop_grace_ms * 1000000ull;
     for (;;) {
         bool any = false;
         for (fendpoint *ep = f->eps; ep; ep = ep->next)
@@ -1271,7 +908,7 @@ void kn_fleet_stop(kn_fleet *f)
                             unlink(in->ready_file);
                             unlink(in->log_file);
                         } else {
-                            if (real_ns() > until)
+                            if (kn_fleet__real_ns() > until)
                                 kill(in->pid, SIGKILL);
                             any = true;
                         }
@@ -1300,7 +937,7 @@ void kn_fleet_stop(kn_fleet *f)
     curl_global_cleanup();
 }
 
-static fendpoint *find(kn_fleet *f, const char *name)
+fendpoint *kn_fleet__find(kn_fleet *f, const char *name)
 {
     for (fendpoint *ep = f->eps; ep; ep = ep->next)
         if (!ep->ghost && strcasecmp(ep->rec.name, name) == 0)
@@ -1314,7 +951,7 @@ kn_status kn_fleet_endpoint_create(kn_fleet *f, const char *name, const char *co
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&f->mu);
     /* an endpoint still being deleted holds its name until it is gone */
-    fendpoint *old = find(f, name);
+    fendpoint *old = kn_fleet__find(f, name);
     if (old) {
         char arn[512];
         kn_registry_arn(f->reg, "sagemaker", "endpoint", name, arn, sizeof arn);
@@ -1345,13 +982,13 @@ kn_status kn_fleet_endpoint_describe(kn_fleet *f, const char *name, kn_endpoint_
 {
     pthread_mutex_lock(&f->mu);
     kn_status s = kn_registry_endpoint_get(f->reg, name, out, e);
-    fendpoint *ep = s ? NULL : find(f, name);
+    fendpoint *ep = s ? NULL : kn_fleet__find(f, name);
     /* the stored variants are the desired ones; current figures come from
      * the variants serving now (the old configuration during an update) */
     for (int i = 0; ep && i < out->n_variants; i++)
         for (int j = 0; j < ep->rec.n_variants; j++)
             if (strcmp(out->variants[i].variant_name, ep->rec.variants[j].variant_name) == 0) {
-                out->variants[i].current_count = count_state(&ep->vars[j], true);
+                out->variants[i].current_count = kn_fleet__count(&ep->vars[j], true);
                 out->variants[i].current_weight = ep->rec.variants[j].desired_weight;
             }
     pthread_mutex_unlock(&f->mu);
@@ -1361,7 +998,7 @@ kn_status kn_fleet_endpoint_describe(kn_fleet *f, const char *name, kn_endpoint_
 kn_status kn_fleet_endpoint_delete(kn_fleet *f, const char *name, kn_err *e)
 {
     pthread_mutex_lock(&f->mu);
-    fendpoint *ep = find(f, name);
+    fendpoint *ep = kn_fleet__find(f, name);
     kn_status s = KN_OK;
     if (!ep) {
         char arn[512];
@@ -1369,7 +1006,7 @@ kn_status kn_fleet_endpoint_delete(kn_fleet *f, const char *name, kn_err *e)
         s = kn_err_set(e, KN_NOT_FOUND, "Could not find endpoint \"%s\".", arn);
     } else if (!ep->deleting) {
         ep->deleting = true;
-        set_status(f, ep, "Deleting", NULL);
+        kn_fleet__set_status(f, ep, "Deleting", NULL);
         stop_all(ep);
         pthread_cond_broadcast(&f->changed);
     }
@@ -1388,13 +1025,13 @@ kn_status kn_fleet_endpoint_update(kn_fleet *f, const char *name, const char *co
                                    kn_err *e)
 {
     pthread_mutex_lock(&f->mu);
-    fendpoint *ep = find(f, name);
+    fendpoint *ep = kn_fleet__find(f, name);
     kn_status s = KN_OK;
     if (!ep) {
         char arn[512];
         kn_registry_arn(f->reg, "sagemaker", "endpoint", name, arn, sizeof arn);
         s = kn_err_set(e, KN_NOT_FOUND, "Could not find endpoint \"%s\".", arn);
-    } else if (ep->deleting || !status_is(ep, "InService")) {
+    } else if (ep->deleting || !kn_fleet__status_is(ep, "InService")) {
         s = in_progress(f, ep->rec.name, e);
     } else {
         kn_endpoint_rec rec;
@@ -1404,11 +1041,11 @@ kn_status kn_fleet_endpoint_update(kn_fleet *f, const char *name, const char *co
             ep->next_vars = make_vars(f, &ep->next_rec);
             if (!ep->next_vars) {
                 kn_endpoint_rec_deinit(&ep->next_rec);
-                persist(f, ep);
+                kn_fleet__persist(f, ep);
                 s = kn_err_set(e, KN_NOMEM, "out of memory");
             } else {
                 ep->has_next = true;
-                set_status(f, ep, "Updating", NULL);
+                kn_fleet__set_status(f, ep, "Updating", NULL);
                 pthread_cond_broadcast(&f->changed);
             }
         }
@@ -1421,7 +1058,7 @@ kn_status kn_fleet_endpoint_update_capacity(kn_fleet *f, const char *name,
                                             const kn_variant_capacity *caps, int n, kn_err *e)
 {
     pthread_mutex_lock(&f->mu);
-    fendpoint *ep = find(f, name);
+    fendpoint *ep = kn_fleet__find(f, name);
     kn_status s = KN_OK;
     if (!ep) {
         char arn[512];
@@ -1429,7 +1066,7 @@ kn_status kn_fleet_endpoint_update_capacity(kn_fleet *f, const char *name,
         s = kn_err_set(e, KN_NOT_FOUND, "Could not find endpoint \"%s\".", arn);
         goto out;
     }
-    if (ep->deleting || !status_is(ep, "InService")) {
+    if (ep->deleting || !kn_fleet__status_is(ep, "InService")) {
         s = in_progress(f, ep->rec.name, e);
         goto out;
     }
@@ -1459,470 +1096,10 @@ kn_status kn_fleet_endpoint_update_capacity(kn_fleet *f, const char *name,
                 ep->vars[j].next_spawn_ns = 0;
             }
     ep->has_prev = true;
-    set_status(f, ep, "Updating", NULL);
-    persist(f, ep);
+    kn_fleet__set_status(f, ep, "Updating", NULL);
+    kn_fleet__persist(f, ep);
     pthread_cond_broadcast(&f->changed);
 out:
     pthread_mutex_unlock(&f->mu);
     return s;
-}
-
-/* A new tracker starts from what is stored, as CloudWatch alarms would
- * see it: the alarm runs from the last 15 recorded minutes (no datapoint
- * counts as 0) and the cooldowns from the latest scaling activities. This
- * is what makes autoscaling survive a daemon restart. f->mu held. */
-static void restore_tracker(kn_fleet *f, fpolicy *p)
-{
-    fendpoint *ep = find(f, p->endpoint);
-    int64_t m = now_minute(f);
-    kn_variant_minute *pts = NULL;
-    size_t n = 0;
-    kn_err e;
-    if (ep && !kn_registry_metrics_get(f->reg, ep->rec.name, p->variant, m - 15, m - 1, &pts, &n,
-                                       &e)) {
-        size_t k = 0;
-        for (int64_t minute = m - 15; minute < m; minute++) {
-            double v = 0;
-            if (k < n && pts[k].minute == minute)
-                v = pts[k++].per_instance;
-            p->t.high_run = v > p->t.p.target ? p->t.high_run + 1 : 0;
-            p->t.low_run = v < KN_SCALE_LOW_RATIO * p->t.p.target ? p->t.low_run + 1 : 0;
-        }
-    }
-    free(pts);
-    kn_scaling_activity_rec *as = NULL;
-    if (kn_registry_activity_list(f->reg, p->resource_id, &as, &n, &e))
-        return;
-    bool out_seen = false, in_seen = false;
-    for (size_t i = 0; i < n; i++) { /* newest first */
-        const kn_scaling_activity_rec *a = &as[i];
-        bool took = strcmp(a->status_code, "Failed") != 0;
-        int to = 0;
-        if (took && !out_seen && strstr(a->cause, "-AlarmHigh-") &&
-            sscanf(a->description, "Setting desired instance count to %d", &to) == 1) {
-            out_seen = true;
-            p->t.out_active = true;
-            p->t.out_at = a->start_time;
-            p->t.out_capacity = to;
-        } else if (took && !in_seen && strstr(a->cause, "-AlarmLow-")) {
-            in_seen = true;
-            /* a later scale-out cancelled it */
-            if (!out_seen) {
-                p->t.in_active = true;
-                p->t.in_at = a->start_time;
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        kn_scaling_activity_rec_deinit(&as[i]);
-    free(as);
-}
-
-kn_status kn_fleet_autoscaling_reload(kn_fleet *f, kn_err *e)
-{
-    kn_scalable_target_rec *ts = NULL;
-    kn_scaling_policy_rec *ps = NULL;
-    size_t nt = 0, np = 0;
-    kn_status s = kn_registry_target_list(f->reg, NULL, &ts, &nt, e);
-    if (!s)
-        s = kn_registry_policy_list(f->reg, NULL, &ps, &np, e);
-    fpolicy *pols = NULL;
-    int n = 0;
-    if (!s && np && !(pols = calloc(np, sizeof *pols)))
-        s = kn_err_set(e, KN_NOMEM, "out of memory");
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; !s && i < np; i++) {
-        const kn_scalable_target_rec *t = NULL;
-        for (size_t j = 0; j < nt; j++)
-            if (strcmp(ts[j].resource_id, ps[i].resource_id) == 0)
-                t = &ts[j];
-        if (!t)
-            continue;
-        fpolicy *p = &pols[n];
-        snprintf(p->resource_id, sizeof p->resource_id, "%s", t->resource_id);
-        snprintf(p->endpoint, sizeof p->endpoint, "%s", t->endpoint);
-        snprintf(p->variant, sizeof p->variant, "%s", t->variant);
-        snprintf(p->name, sizeof p->name, "%s", ps[i].name);
-        snprintf(p->alarm_high, sizeof p->alarm_high, "%s", ps[i].alarm_high);
-        snprintf(p->alarm_low, sizeof p->alarm_low, "%s", ps[i].alarm_low);
-        p->suspended_in = t->suspended_in;
-        p->suspended_out = t->suspended_out;
-        kn_scale_params sp = kn_scale_default_params();
-        sp.target = ps[i].target_value;
-        sp.scale_out_cooldown_s = ps[i].scale_out_cooldown;
-        sp.scale_in_cooldown_s = ps[i].scale_in_cooldown;
-        sp.disable_scale_in = ps[i].disable_scale_in;
-        const fpolicy *old = NULL;
-        for (int k = 0; k < f->n_pols; k++)
-            if (strcmp(f->pols[k].resource_id, p->resource_id) == 0 &&
-                strcmp(f->pols[k].name, p->name) == 0)
-                old = &f->pols[k];
-        kn_err e2;
-        if (old) { /* keep the alarm history and cooldowns */
-            p->t = old->t;
-            p->t.p = sp;
-            if (kn_scale_tracker_set_range(&p->t, t->min_capacity, t->max_capacity, &e2))
-                continue;
-        } else if (kn_scale_tracker_init(&p->t, &sp, t->min_capacity, t->max_capacity, &e2)) {
-            kn_log(KN_LOG_WARN, "autoscaling %s: policy %s ignored: %s", p->resource_id, p->name,
-                   e2.msg);
-            continue;
-        } else {
-            restore_tracker(f, p);
-        }
-        n++;
-    }
-    if (!s) {
-        free(f->pols);
-        f->pols = pols;
-        f->n_pols = n;
-        pols = NULL;
-    }
-    pthread_mutex_unlock(&f->mu);
-    free(pols);
-    for (size_t i = 0; i < nt; i++)
-        kn_scalable_target_rec_deinit(&ts[i]);
-    for (size_t i = 0; i < np; i++)
-        kn_scaling_policy_rec_deinit(&ps[i]);
-    free(ts);
-    free(ps);
-    return s;
-}
-
-/* Prometheus label values: backslash, quote and newline escaped. */
-static void label(kn_buf *b, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            kn_buf_appendf(b, "\\%c", *v);
-        else if (*v == '\n')
-            kn_buf_append(b, "\\n", 2);
-        else
-            kn_buf_append(b, v, 1);
-    }
-}
-
-static void series(kn_buf *b, const char *metric, const fendpoint *ep, const fvariant *v,
-                   const char *extra_name, const char *extra_value)
-{
-    kn_buf_appendf(b, "%s{endpoint=\"", metric);
-    label(b, ep->rec.name);
-    kn_buf_appendf(b, "\",variant=\"");
-    label(b, v->rec->variant_name);
-    if (extra_name) {
-        kn_buf_appendf(b, "\",%s=\"", extra_name);
-        label(b, extra_value);
-    }
-    kn_buf_appendf(b, "\"} ");
-}
-
-kn_status kn_fleet_prometheus(kn_fleet *f, kn_buf *b)
-{
-    static const struct {
-        const char *name, *type, *help;
-    } metrics[] = {
-        {"kennel_endpoint_invocations_total", "counter", "Invocations answered by instances"},
-        {"kennel_endpoint_invocation_errors_total", "counter",
-         "Invocations the instance answered with an error, by class"},
-        {"kennel_endpoint_model_latency_microseconds_total", "counter",
-         "Time spent in instances (sum over invocations)"},
-        {"kennel_endpoint_overhead_latency_microseconds_total", "counter",
-         "Time spent in the daemon around the instance (sum over invocations)"},
-        {"kennel_endpoint_instances", "gauge", "Instances by state"},
-        {"kennel_endpoint_desired_instances", "gauge", "Desired instance count"},
-        {"kennel_endpoint_requests_in_flight", "gauge", "Requests being answered"},
-        {"kennel_endpoint_status", "gauge", "1 for the endpoint's current status"},
-    };
-    pthread_mutex_lock(&f->mu);
-    for (size_t m = 0; m < sizeof metrics / sizeof metrics[0]; m++) {
-        kn_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name, metrics[m].help,
-                       metrics[m].name, metrics[m].type);
-        for (const fendpoint *ep = f->eps; ep; ep = ep->next) {
-            if (ep->ghost)
-                continue;
-            if (m == 7) {
-                kn_buf_appendf(b, "%s{endpoint=\"", metrics[m].name);
-                label(b, ep->rec.name);
-                kn_buf_appendf(b, "\",status=\"%s\"} 1\n", ep->rec.status);
-                continue;
-            }
-            for (int i = 0; i < ep->rec.n_variants; i++) {
-                const fvariant *v = &ep->vars[i];
-                int starting = 0, ready = 0, stopping = 0, flight = 0;
-                for (const instance *in = v->insts; in; in = in->next) {
-                    starting += in->state == INST_STARTING;
-                    ready += in->state == INST_READY;
-                    stopping += in->state == INST_STOPPING;
-                    flight += in->outstanding;
-                }
-                switch (m) {
-                case 0:
-                    series(b, metrics[m].name, ep, v, NULL, NULL);
-                    kn_buf_appendf(b, "%llu\n", (unsigned long long)v->total_invocations);
-                    break;
-                case 1:
-                    series(b, metrics[m].name, ep, v, "class", "4xx");
-                    kn_buf_appendf(b, "%llu\n", (unsigned long long)v->total_4xx);
-                    series(b, metrics[m].name, ep, v, "class", "5xx");
-                    kn_buf_appendf(b, "%llu\n", (unsigned long long)v->total_5xx);
-                    break;
-                case 2:
-                    series(b, metrics[m].name, ep, v, NULL, NULL);
-                    kn_buf_appendf(b, "%.0f\n", v->total_model_us);
-                    break;
-                case 3:
-                    series(b, metrics[m].name, ep, v, NULL, NULL);
-                    kn_buf_appendf(b, "%.0f\n", v->total_overhead_us);
-                    break;
-                case 4:
-                    series(b, metrics[m].name, ep, v, "state", "starting");
-                    kn_buf_appendf(b, "%d\n", starting);
-                    series(b, metrics[m].name, ep, v, "state", "ready");
-                    kn_buf_appendf(b, "%d\n", ready);
-                    series(b, metrics[m].name, ep, v, "state", "stopping");
-                    kn_buf_appendf(b, "%d\n", stopping);
-                    break;
-                case 5:
-                    series(b, metrics[m].name, ep, v, NULL, NULL);
-                    kn_buf_appendf(b, "%d\n", v->rec->desired_count);
-                    break;
-                case 6:
-                    series(b, metrics[m].name, ep, v, NULL, NULL);
-                    kn_buf_appendf(b, "%d\n", flight);
-                    break;
-                }
-            }
-        }
-    }
-    pthread_mutex_unlock(&f->mu);
-    return KN_OK;
-}
-
-/* ---------------------------------------------------------------- router */
-
-typedef struct resp_ctx {
-    kn_invoke_result *out;
-} resp_ctx;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    kn_invoke_result *r = ud;
-    return kn_buf_append(&r->body, p, sz * n) == KN_OK ? sz * n : 0;
-}
-
-static void header_value(const char *line, size_t len, const char *name, char *out, size_t n)
-{
-    size_t k = strlen(name);
-    if (len <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
-        return;
-    const char *v = line + k + 1;
-    size_t vl = len - k - 1;
-    while (vl && (*v == ' ' || *v == '\t'))
-        v++, vl--;
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-        vl--;
-    if (vl >= n)
-        vl = n - 1;
-    memcpy(out, v, vl);
-    out[vl] = '\0';
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    kn_invoke_result *r = ud;
-    header_value(p, sz * n, "Content-Type", r->content_type, sizeof r->content_type);
-    header_value(p, sz * n, "X-Amzn-SageMaker-Custom-Attributes", r->custom_attributes,
-                 sizeof r->custom_attributes);
-    return sz * n;
-}
-
-/* Picks the variant (by target or weight) and its least-loaded ready
- * instance, skipping `exclude`. f->mu held. */
-static instance *pick(kn_fleet *f, fendpoint *ep, const char *target, int exclude, int *vindex)
-{
-    double total = 0;
-    for (int i = 0; i < ep->rec.n_variants; i++) {
-        if (target && strcmp(ep->rec.variants[i].variant_name, target) != 0)
-            continue;
-        if (count_state(&ep->vars[i], true) > 0)
-            total += ep->rec.variants[i].desired_weight > 0 ? ep->rec.variants[i].desired_weight
-                                                             : 1e-9;
-    }
-    if (total <= 0)
-        return NULL;
-    double x = kn_rng_uniform(&f->rng) * total;
-    int chosen = -1;
-    for (int i = 0; i < ep->rec.n_variants; i++) {
-        if (target && strcmp(ep->rec.variants[i].variant_name, target) != 0)
-            continue;
-        if (count_state(&ep->vars[i], true) == 0)
-            continue;
-        chosen = i;
-        double w = ep->rec.variants[i].desired_weight > 0 ? ep->rec.variants[i].desired_weight
-                                                          : 1e-9;
-        if (x < w)
-            break;
-        x -= w;
-    }
-    if (chosen < 0)
-        return NULL;
-    fvariant *v = &ep->vars[chosen];
-    instance *best = NULL;
-    int n_ready = 0;
-    for (instance *in = v->insts; in; in = in->next)
-        if (in->state == INST_READY)
-            n_ready++;
-    /* start the scan at a rotating offset so equal loads share the work */
-    unsigned start = n_ready ? v->rr++ % (unsigned)n_ready : 0, idx = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (instance *in = v->insts; in; in = in->next) {
-            if (in->state != INST_READY)
-                continue;
-            unsigned my = idx++;
-            if ((pass == 0) != (my >= start))
-                continue;
-            if (in->broken || in->id == exclude)
-                continue;
-            if (!best || in->outstanding < best->outstanding)
-                best = in;
-        }
-    *vindex = chosen;
-    return best;
-}
-
-kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_result *out,
-                          kn_err *e)
-{
-    int exclude = 0;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        pthread_mutex_lock(&f->mu);
-        fendpoint *ep = find(f, rq->endpoint);
-        if (!ep || ep->deleting) {
-            pthread_mutex_unlock(&f->mu);
-            return kn_err_set(e, KN_NOT_FOUND, "Endpoint %s of account %s not found.",
-                              rq->endpoint, kn_registry_account(f->reg));
-        }
-        if (rq->target_variant) {
-            bool found = false;
-            for (int i = 0; i < ep->rec.n_variants; i++)
-                found = found || strcmp(ep->rec.variants[i].variant_name, rq->target_variant) == 0;
-            if (!found) {
-                pthread_mutex_unlock(&f->mu);
-                return kn_err_set(e, KN_INVALID,
-                                  "Endpoint %s does not have a variant named %s.", rq->endpoint,
-                                  rq->target_variant);
-            }
-        }
-        int vindex = 0;
-        uint64_t t0 = kn_now_ns();
-        instance *in = pick(f, ep, rq->target_variant, exclude, &vindex);
-        if (!in) {
-            /* between instances (a replacement is starting): wait for one,
-             * unless the endpoint is not serving at all */
-            struct timespec until;
-            deadline_in(&until, NO_INSTANCE_WAIT_MS);
-            while (!in && !f->stopping && !ep->deleting &&
-                   (strcmp(ep->rec.status, "InService") == 0 ||
-                    strcmp(ep->rec.status, "SystemUpdating") == 0 ||
-                    strcmp(ep->rec.status, "Updating") == 0)) {
-                if (pthread_cond_timedwait(&f->changed, &f->mu, &until) == ETIMEDOUT)
-                    break;
-                in = pick(f, ep, rq->target_variant, exclude, &vindex);
-            }
-        }
-        if (!in) {
-            kn_status s;
-            if (strcmp(ep->rec.status, "Creating") == 0 || strcmp(ep->rec.status, "Failed") == 0)
-                s = kn_err_set(e, KN_INVALID,
-                               "Endpoint %s is %s; it can be invoked once it is InService.",
-                               ep->rec.name, ep->rec.status);
-            else
-                s = kn_err_set(e, KN_IO, "No instance of endpoint %s could take the request.",
-                               ep->rec.name);
-            pthread_mutex_unlock(&f->mu);
-            return s;
-        }
-        in->outstanding++;
-        fvariant *var = &ep->vars[vindex]; /* lives while `in` is outstanding */
-        int port = in->port, id = in->id;
-        snprintf(out->variant, sizeof out->variant, "%s", ep->rec.variants[vindex].variant_name);
-        pthread_mutex_unlock(&f->mu);
-
-        CURL *h = pool_get(f);
-        CURLcode rc = CURLE_FAILED_INIT;
-        long code = 0;
-        double model_us = 0;
-        out->body.len = 0;
-        out->content_type[0] = out->custom_attributes[0] = '\0';
-        if (h) {
-            char url[64], ct[1200], acc[1200], ca[1200];
-            snprintf(url, sizeof url, "http://127.0.0.1:%d/invocations", port);
-            struct curl_slist *hd = NULL;
-            snprintf(ct, sizeof ct, "Content-Type: %s",
-                     rq->content_type ? rq->content_type : "application/octet-stream");
-            hd = curl_slist_append(hd, ct);
-            if (rq->accept) {
-                snprintf(acc, sizeof acc, "Accept: %s", rq->accept);
-                hd = curl_slist_append(hd, acc);
-            }
-            if (rq->custom_attributes) {
-                snprintf(ca, sizeof ca, "X-Amzn-SageMaker-Custom-Attributes: %s",
-                         rq->custom_attributes);
-                hd = curl_slist_append(hd, ca);
-            }
-            hd = curl_slist_append(hd, "Expect:");
-            curl_easy_setopt(h, CURLOPT_URL, url);
-            curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-            curl_easy_setopt(h, CURLOPT_POST, 1L);
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body_len ? (const char *)rq->body : "");
-            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
-            curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-            curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)f->p.invoke_timeout_ms);
-            curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-            curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-            curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-            curl_easy_setopt(h, CURLOPT_HEADERDATA, out);
-            rc = curl_easy_perform(h);
-            if (rc == CURLE_OK)
-                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-            curl_off_t us = 0;
-            curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
-            model_us = (double)us;
-            curl_slist_free_all(hd);
-        }
-        pool_put(f, h);
-
-        bool transport = rc != CURLE_OK && rc != CURLE_OPERATION_TIMEDOUT &&
-                         rc != CURLE_WRITE_ERROR;
-        pthread_mutex_lock(&f->mu);
-        if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT)
-            record(f, var, rc == CURLE_OK ? (int)code : 0, model_us,
-                   (double)(kn_now_ns() - t0) / 1000.0);
-        in->outstanding--;
-        if (transport)
-            in->broken = true;
-        pthread_cond_broadcast(&f->changed);
-        pthread_mutex_unlock(&f->mu);
-
-        if (rc == CURLE_OK) {
-            out->status = (int)code;
-            return KN_OK;
-        }
-        if (rc == CURLE_OPERATION_TIMEDOUT)
-            return kn_err_set(e, KN_TIMEOUT,
-                              "Your invocation timed out while waiting for a response from "
-                              "container %s.",
-                              out->variant);
-        if (rc == CURLE_WRITE_ERROR)
-            return kn_err_set(e, KN_TOO_LARGE, "The instance's response is larger than %zu bytes.",
-                              MAX_RESPONSE);
-        kn_log(KN_LOG_WARN, "endpoint %s: instance %d: %s%s", rq->endpoint, id,
-               curl_easy_strerror(rc), attempt == 0 ? "; retrying on another instance" : "");
-        exclude = id;
-        if (attempt == 1)
-            return kn_err_set(e, KN_IO, "The instance failed to answer: %s.",
-                              curl_easy_strerror(rc));
-    }
-    return kn_err_set(e, KN_IO, "no instance answered");
 }
