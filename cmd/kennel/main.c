@@ -56,7 +56,7 @@ static int cmd_help(int argc, char **argv)
     }
     printf("usage: kennel COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        printf("  %-8s %-34s %s\n", commands[i].name, commands[i].args, commands[i].help);
+        printf("  %-12s %-36s %s\n", commands[i].name, commands[i].args, commands[i].help);
     printf("\n'kennel COMMAND --help' explains a command.\n");
     return 0;
 }
