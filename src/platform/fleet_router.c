@@ -96,8 +96,10 @@ static instance *pick(kn_fleet *f, fendpoint *ep, const char *target, int exclud
         if (in->state == INST_READY)
             n_ready++;
     /* start the scan at a rotating offset so equal loads share the work */
-    unsigned start = n_ready ? v->rr++ % (unsigned)n_ready : 0, idx = 0;
-    for (int pass = 0; pass < 2; pass++)
+    unsigned start = n_ready ? v->rr++ % (unsigned)n_ready : 0;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: ready instances from `start` on; pass 1: those before it */
+        unsigned idx = 0;
         for (instance *in = v->insts; in; in = in->next) {
             if (in->state != INST_READY)
                 continue;
@@ -109,6 +111,7 @@ static instance *pick(kn_fleet *f, fendpoint *ep, const char *target, int exclud
             if (!best || in->outstanding < best->outstanding)
                 best = in;
         }
+    }
     *vindex = chosen;
     return best;
 }
