@@ -32,6 +32,7 @@ typedef struct instance {
     inst_state state;
     int port;
     int outstanding;
+    uint64_t served;        /* requests it answered (for /metrics) */
     bool broken;       /* a request failed at the transport level */
     bool pinging;
     int ping_failures;      /* consecutive failed health pings while ready */

@@ -226,6 +226,8 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
             kn_fleet__record(f, var, rc == CURLE_OK ? (int)code : 0, model_us,
                    (double)(kn_now_ns() - t0) / 1000.0);
         in->outstanding--;
+        if (rc == CURLE_OK)
+            in->served++;
         if (transport)
             in->broken = true;
         pthread_cond_broadcast(&f->changed);

@@ -416,6 +416,8 @@ kn_status kn_fleet_prometheus(kn_fleet *f, kn_buf *b)
         {"kennel_endpoint_desired_instances", "gauge", "Desired instance count"},
         {"kennel_endpoint_requests_in_flight", "gauge", "Requests being answered"},
         {"kennel_endpoint_status", "gauge", "1 for the endpoint's current status"},
+        {"kennel_instance_invocations_total", "counter",
+         "Invocations answered by each ready instance (pid)"},
     };
     pthread_mutex_lock(&f->mu);
     for (size_t m = 0; m < sizeof metrics / sizeof metrics[0]; m++) {
@@ -428,6 +430,18 @@ kn_status kn_fleet_prometheus(kn_fleet *f, kn_buf *b)
                 kn_buf_appendf(b, "%s{endpoint=\"", metrics[m].name);
                 label(b, ep->rec.name);
                 kn_buf_appendf(b, "\",status=\"%s\"} 1\n", ep->rec.status);
+                continue;
+            }
+            if (m == 8) {
+                for (int i = 0; i < ep->rec.n_variants; i++)
+                    for (const instance *in = ep->vars[i].insts; in; in = in->next) {
+                        if (in->state != INST_READY)
+                            continue;
+                        char pid[24];
+                        snprintf(pid, sizeof pid, "%ld", (long)in->pid);
+                        series(b, metrics[m].name, ep, &ep->vars[i], "pid", pid);
+                        kn_buf_appendf(b, "%llu\n", (unsigned long long)in->served);
+                    }
                 continue;
             }
             for (int i = 0; i < ep->rec.n_variants; i++) {

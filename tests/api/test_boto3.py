@@ -419,6 +419,19 @@ def run(d, port, jpeg, img_port, boto3, bconfig, ClientError, WaiterError):
                                          'variant="Blue",state="ready"}') == 2, text[-800:])
     check("/metrics status", vals.get('kennel_endpoint_status{endpoint="dog-ep",'
                                       'status="InService"}') == 1)
+    # sequential requests are spread over both instances (least outstanding
+    # requests, ties taken in turn)
+    before = {k: v for k, v in vals.items() if k.startswith("kennel_instance_invocations_total")}
+    for _ in range(10):
+        rt.invoke_endpoint(EndpointName="dog-ep", ContentType="image/jpeg", Body=jpeg)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    after = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+             if ln.startswith("kennel_instance_invocations_total")}
+    grew = [k for k in after if after[k] > before.get(k, 0)]
+    check("both instances served", len(after) == 2 and len(grew) == 2, (before, after))
 
     sm.delete_endpoint(EndpointName="dog-ep")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="dog-ep",
