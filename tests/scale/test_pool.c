@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
-#include <unistd.h>
 
 static kn_scale_pool *new_pool(int limit, int min_unreserved)
 {
@@ -254,27 +253,49 @@ static void test_reconfigure_with_leases_out(void)
     kn_scale_pool_free(pool);
 }
 
+/* Eight threads against reserved 5 / provisioned 2: in each round every
+ * thread tries once while all hold what they got (a barrier), so exactly 2
+ * warm + 3 on-demand leases succeed and exactly 3 calls are throttled per
+ * round, whatever the scheduling; between the rounds everything is given
+ * back. A second phase lets the threads run free, checking the caps from
+ * inside. */
+enum { THREADS = 8, ROUNDS = 300, FREE_RUNS = 3000 };
+
 typedef struct hammer {
     kn_scale_pool *pool;
-    int max_seen_on_demand;
-    int throttled;
+    pthread_barrier_t bar;
+    int over_cap;
+    int throttled, warm, cold;
 } hammer;
 
 static void *hammer_thread(void *arg)
 {
     hammer *h = arg;
-    for (int i = 0; i < 3000; i++) {
+    for (int r = 0; r < ROUNDS; r++) {
+        kn_scale_lease l;
+        kn_scale_throttle why;
+        bool got = kn_scale_pool_acquire(h->pool, "dog-fn", "1", &l, &why);
+        if (got) {
+            __atomic_add_fetch(l.provisioned ? &h->warm : &h->cold, 1, __ATOMIC_RELAXED);
+        } else {
+            __atomic_add_fetch(&h->throttled, 1, __ATOMIC_RELAXED);
+            if (why != KN_SCALE_THROTTLE_RESERVED)
+                __atomic_store_n(&h->over_cap, 1, __ATOMIC_RELAXED);
+        }
+        pthread_barrier_wait(&h->bar); /* everyone has tried */
+        if (got)
+            kn_scale_pool_release(h->pool, &l);
+        pthread_barrier_wait(&h->bar); /* everything is back */
+    }
+    for (int i = 0; i < FREE_RUNS; i++) {
         kn_scale_lease l;
         kn_scale_throttle why;
         if (kn_scale_pool_acquire(h->pool, "dog-fn", "1", &l, &why)) {
             kn_scale_fn_stats st;
             kn_scale_pool_stats(h->pool, "dog-fn", &st);
             if (st.running_on_demand > 3 || st.running_provisioned > 2)
-                __atomic_store_n(&h->max_seen_on_demand, 99, __ATOMIC_RELAXED);
-            usleep(20); /* hold it, so eight threads overlap past the caps */
+                __atomic_store_n(&h->over_cap, 1, __ATOMIC_RELAXED);
             kn_scale_pool_release(h->pool, &l);
-        } else {
-            __atomic_add_fetch(&h->throttled, 1, __ATOMIC_RELAXED);
         }
     }
     return NULL;
@@ -288,18 +309,21 @@ static void test_threads(void)
     KN_CHECK_INT(kn_scale_pool_set_reserved(pool, "dog-fn", 5, &e), KN_OK);
     KN_CHECK_INT(kn_scale_pool_set_provisioned(pool, "dog-fn", "live", "1", 2, &e), KN_OK);
     KN_CHECK_INT(kn_scale_pool_set_ready(pool, "dog-fn", "live", 2, &e), KN_OK);
-    hammer h = {pool, 0, 0};
-    pthread_t t[8];
-    for (int i = 0; i < 8; i++)
+    hammer h = {.pool = pool};
+    pthread_barrier_init(&h.bar, NULL, THREADS);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
         pthread_create(&t[i], NULL, hammer_thread, &h);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
-    KN_CHECK_INT(h.max_seen_on_demand, 0); /* never above the caps */
+    pthread_barrier_destroy(&h.bar);
+    KN_CHECK_INT(h.over_cap, 0);
+    KN_CHECK_INT(h.warm, 2 * ROUNDS);
+    KN_CHECK_INT(h.cold, 3 * ROUNDS);
+    KN_CHECK_INT(h.throttled, 3 * ROUNDS);
     kn_scale_fn_stats st;
     kn_scale_pool_stats(pool, "dog-fn", &st);
     KN_CHECK(st.running_on_demand == 0 && st.running_provisioned == 0); /* all given back */
-    printf("8 threads x 3000 invocations, %d throttled\n", h.throttled);
-    KN_CHECK(h.throttled > 0); /* the caps were reached */
     kn_scale_pool_free(pool);
 }
 
