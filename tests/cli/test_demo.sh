@@ -22,15 +22,20 @@ cp "$src/scripts/demo.sh" "$tmp/bare/scripts/"
 bash "$tmp/bare/scripts/demo.sh" "$kennel" > "$tmp/bare.out" 2>&1
 check "bare clone: exit 0" test $? -eq 0
 check "bare clone: says the data is synthetic" grep -q "../shared/data is absent" "$tmp/bare.out"
-for s in 1/4 2/4 3/4 4/4; do check "bare clone: step $s" grep -q "== $s" "$tmp/bare.out"; done
+for s in 1/5 2/5 3/5 4/5 5/5; do check "bare clone: step $s" grep -q "== $s" "$tmp/bare.out"; done
 check "bare clone: trained" grep -q "^Testing Accuracy: " "$tmp/bare.out"
 check "bare clone: lint flags full access" grep -q "PrivilegeEscalation" "$tmp/bare.out"
+check "bare clone: endpoint answered" grep -q "^\[\[" "$tmp/bare.out"
 check "bare clone: done" grep -q "^== done in" "$tmp/bare.out"
 
 if [ -d "$src/../shared/data/pets-cats" ]; then
   bash "$src/scripts/demo.sh" "$kennel" > "$tmp/shared.out" 2>&1
   check "shared: exit 0" test $? -eq 0
-  for s in 1/4 2/4 3/4 4/4; do check "shared: step $s" grep -q "== $s" "$tmp/shared.out"; done
+  for s in 1/5 2/5 3/5 4/5 5/5; do check "shared: step $s" grep -q "== $s" "$tmp/shared.out"; done
+  check "shared: endpoint answered 12 scores" /usr/bin/python3 -c "
+import json, sys
+rows = [l for l in open(sys.argv[1]) if l.startswith('[[')]
+assert rows and rows[0].count(',') == 11, rows" "$tmp/shared.out"
   check "shared: cheeseburger" grep -A1 "burger.jpg" "$tmp/shared.out" | grep -q cheeseburger
   acc=$(sed -n 's/^Testing Accuracy: //p' "$tmp/shared.out")
   check "shared: accuracy far above chance ($acc)" awk -v a="$acc" 'BEGIN { exit !(a > 0.3) }'
