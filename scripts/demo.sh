@@ -70,7 +70,7 @@ echo "-- server at $url (data in a temporary directory)"
 "$kennel" deploy --model "$pkg" --name cats-ep --instances 1 --wait --endpoint-url "$url"
 "$kennel" endpoints --endpoint-url "$url"
 echo "-- kennel invoke cats-ep $(basename "$photo") (raw scores, one row per image, as the reference endpoint answered):"
-"$kennel" invoke cats-ep "$photo" --endpoint-url "$url" | cut -c1-100
+"$kennel" invoke cats-ep "$photo" --endpoint-url "$url"
 echo "-- the reference project's scaling: 1..3 instances, scale-in cooldown 300 s, scale-out 30 s"
 "$kennel" autoscale cats-ep --min 1 --max 3 --target 70 --scale-in-cooldown 300 \
   --scale-out-cooldown 30 --endpoint-url "$url"
