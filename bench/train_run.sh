@@ -12,6 +12,7 @@
 # lines). See bench/README.md, "Training".
 #
 #   bench/train_run.sh            ROUNDS=3, HEAD_EPOCHS=5, STEPS=3 by default
+#   CASES="head full" bench/train_run.sh   a subset
 #   ROUNDS=5 BUILD=build-x bench/train_run.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,7 @@ build=${BUILD:-$root/build-train-bench}
 rounds=${ROUNDS:-3}
 epochs=${HEAD_EPOCHS:-5}  # timed head epochs per process (after a warm-up one)
 steps=${STEPS:-3}         # timed fine-tune steps per process (after a warm-up one)
+cases=${CASES:-features head finetune1 full}
 py=/usr/bin/python3
 out=$root/bench/results
 mkdir -p "$out"
@@ -71,7 +73,7 @@ print(json.dumps(d))" >> "$raw"
 }
 
 for r in $(seq 1 "$rounds"); do
-  for b in features head finetune1 full; do
+  for b in $cases; do
     if [ $((r % 2)) -eq 1 ]; then run kennel $b $r; run pytorch $b $r
     else run pytorch $b $r; run kennel $b $r; fi
   done
@@ -95,6 +97,7 @@ out = ["# Training: kennel vs PyTorch", "",
        "Load average when each process finished is in train_latest.jsonl (`load`).", "",
        "| measurement | kennel | PyTorch | kennel / PyTorch | target | met |",
        "| --- | --- | --- | --- | --- | --- |"]
+cases = [c for c in cases if any(r["case"] == c[0] for r in rows)]
 for case, title, key, unit, target in cases:
     k, kv = med(case, "kennel", key)
     p, pv = med(case, "pytorch", key)
