@@ -71,6 +71,11 @@ KN_API void kn_err_clear(kn_err *e);
 KN_API kn_status kn_err_set(kn_err *e, kn_status code, const char *fmt, ...) KN_PRINTF(3, 4);
 /* Prepends "prefix: " to the existing detail; returns e->code (KN_OK if e is NULL). */
 KN_API kn_status kn_err_prefix(kn_err *e, const char *fmt, ...) KN_PRINTF(2, 3);
+/* Makes s (may be NULL) one printable line of valid UTF-8, in place: control
+ * bytes and bytes outside a well-formed UTF-8 sequence (a quoted name cut
+ * mid-character) become '?'. For messages that quote client input and go
+ * into JSON error bodies, which cannot carry invalid UTF-8. */
+KN_API void kn_text_clean(char *s);
 
 /* Logging to stderr. */
 typedef enum kn_log_level { KN_LOG_DEBUG, KN_LOG_INFO, KN_LOG_WARN, KN_LOG_ERROR } kn_log_level;

@@ -627,29 +627,6 @@ void kn_policy_evaluate(const kn_policy *const *ps, size_t n, const kn_policy_re
     }
 }
 
-/* Makes a message one printable line of valid UTF-8: control bytes, and
- * bytes that are not part of a well-formed UTF-8 sequence (a name cut by
- * %.64s or by the message's size), become '?'. JSON error bodies cannot
- * carry invalid UTF-8: the message would be dropped. */
-static void clean_msg(char *m)
-{
-    unsigned char *p = (unsigned char *)m;
-    while (p && *p) {
-        unsigned c = *p;
-        int n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
-              : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
-        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-        bool ok = n >= 0;
-        for (int i = 1; ok && i <= n; i++) /* stops at the NUL: never reads past it */
-            ok = p[i] >= (i == 1 ? lo : 0x80u) && p[i] <= (i == 1 ? hi : 0xbfu);
-        if (!ok || c < 0x20 || c == 0x7f) {
-            *p++ = '?';
-            continue;
-        }
-        p += n + 1;
-    }
-}
 
 void kn_policy_denied_message(const kn_policy_request *r, const kn_policy_decision *d,
                               char *out, size_t n)
@@ -669,7 +646,7 @@ void kn_policy_denied_message(const kn_policy_request *r, const kn_policy_decisi
     /* The request's names go back to the client and into logs: whatever
      * they hold, the message stays one printable line. */
     if (n)
-        clean_msg(out);
+        kn_text_clean(out);
 }
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -976,7 +953,7 @@ kn_status kn_policy_parse(const char *text, size_t len, kn_policy_kind kind, kn_
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         BAD("policy is not valid JSON: %s at line %d column %d", je.text, je.line, je.column);
-        clean_msg(e ? e->msg : NULL);
+        kn_text_clean(e ? e->msg : NULL);
         return KN_BAD_FORMAT;
     }
     kn_status rc = KN_OK;
@@ -1035,7 +1012,7 @@ kn_status kn_policy_parse(const char *text, size_t len, kn_policy_kind kind, kn_
 out:
     json_decref(root);
     if (rc) {
-        clean_msg(e ? e->msg : NULL); /* messages quote the document */
+        kn_text_clean(e ? e->msg : NULL); /* messages quote the document */
         kn_policy_free(p);
         return rc;
     }

@@ -75,3 +75,25 @@ kn_status kn_err_prefix(kn_err *e, const char *fmt, ...)
         snprintf(e->msg, sizeof e->msg, "%s: %s", head, kn_status_msg(e->code));
     return e->code;
 }
+
+/* Well-formed UTF-8 per RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF. */
+void kn_text_clean(char *m)
+{
+    unsigned char *p = (unsigned char *)m;
+    while (p && *p) {
+        unsigned c = *p;
+        int n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
+              : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        bool ok = n >= 0;
+        for (int i = 1; ok && i <= n; i++) /* stops at the NUL: never reads past it */
+            ok = p[i] >= (i == 1 ? lo : 0x80u) && p[i] <= (i == 1 ? hi : 0xbfu);
+        if (!ok || c < 0x20 || c == 0x7f) {
+            *p++ = '?';
+            continue;
+        }
+        p += n + 1;
+    }
+}

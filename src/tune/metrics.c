@@ -6,7 +6,7 @@
  * own match data, so one kn_tune_metrics serves many threads. A match
  * limit bounds the work a hostile pattern can cause per line. */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "tune_int.h"
+#include "kennel/tune.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -32,7 +32,7 @@ struct kn_tune_metrics {
 /* Messages quote names as sent: one printable line of valid UTF-8. */
 static kn_status one_line(kn_err *e, kn_status rc)
 {
-    kn__tune_clean_msg(e ? e->msg : NULL);
+    kn_text_clean(e ? e->msg : NULL);
     return rc;
 }
 

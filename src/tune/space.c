@@ -1,6 +1,6 @@
 /* Search spaces: SageMaker ParameterRanges parsed and validated, and the map
  * between a parameter's [0, 1] coordinate and its value (see tune.h). */
-#include "tune_int.h"
+#include "kennel/tune.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -10,35 +10,12 @@
 
 #define BAD(...) kn_err_set(e, KN_INVALID, __VA_ARGS__)
 
-/* Makes a message one printable line of valid UTF-8: control bytes, and
- * bytes that are not part of a well-formed UTF-8 sequence (a name cut by
- * %.64s or by the message's size), become '?'. JSON error bodies cannot
- * carry invalid UTF-8: the message would be dropped. */
-void kn__tune_clean_msg(char *m)
-{
-    unsigned char *p = (unsigned char *)m;
-    while (p && *p) {
-        unsigned c = *p;
-        int n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
-              : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
-        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-        bool ok = n >= 0;
-        for (int i = 1; ok && i <= n; i++) /* stops at the NUL: never reads past it */
-            ok = p[i] >= (i == 1 ? lo : 0x80u) && p[i] <= (i == 1 ? hi : 0xbfu);
-        if (!ok || c < 0x20 || c == 0x7f) {
-            *p++ = '?';
-            continue;
-        }
-        p += n + 1;
-    }
-}
 
 /* Messages quote names and values as sent (and jansson's, the bytes near
  * an error), and may be cut at their size limit. */
 static kn_status one_line(kn_err *e, kn_status rc)
 {
-    kn__tune_clean_msg(e ? e->msg : NULL);
+    kn_text_clean(e ? e->msg : NULL);
     return rc;
 }
 
