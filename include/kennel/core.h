@@ -100,6 +100,10 @@ KN_API uint8_t *kn_buf_take(kn_buf *b, size_t *len);
 /* Reads a whole file into b (bounded by b->max). */
 KN_API kn_status kn_file_read(const char *path, kn_buf *b, kn_err *e);
 KN_API kn_status kn_file_write(const char *path, const void *p, size_t n, kn_err *e);
+/* mkdir -p: creates path and its missing parents with `mode` (existing ones
+ * are left as they are). KN_IO naming the directory that could not be
+ * made, or a path that exists but is not a directory. */
+KN_API kn_status kn_mkdirs(const char *path, unsigned mode, kn_err *e);
 
 /* Read-only memory map of a whole file. An empty file maps to len 0. */
 typedef struct kn_map {

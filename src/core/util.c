@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <limits.h>
 #include <unistd.h>
 
 static kn_log_level log_threshold = KN_LOG_INFO;
@@ -317,4 +318,28 @@ uint16_t kn_f32_to_bf16(float f)
         return (uint16_t)((bits >> 16) | 0x40); /* quiet NaN */
     bits += 0x7fff + ((bits >> 16) & 1);        /* round to nearest even */
     return (uint16_t)(bits >> 16);
+}
+
+kn_status kn_mkdirs(const char *path, unsigned mode, kn_err *e)
+{
+    char buf[PATH_MAX];
+    if (!path || !*path)
+        return kn_err_set(e, KN_INVALID, "empty directory path");
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return kn_err_set(e, KN_INVALID, "%s: path too long", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+                return kn_err_set(e, KN_IO, "cannot create %s: %s", buf, strerror(errno));
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return kn_err_set(e, KN_IO, "%s is not a directory", path);
+    return KN_OK;
 }

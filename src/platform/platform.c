@@ -40,29 +40,6 @@ kn_platform_params kn_platform_default_params(void)
     return p;
 }
 
-/* mkdir -p with mode 0700 for the directories it creates. */
-static kn_status mkdirs(const char *path, kn_err *e)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return kn_err_set(e, KN_INVALID, "%s: path too long", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-                return kn_err_set(e, KN_IO, "cannot create %s: %s", buf, strerror(errno));
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return kn_err_set(e, KN_IO, "%s is not a directory", path);
-    return KN_OK;
-}
-
 static kn_status default_data_dir(char *out, size_t n, kn_err *e)
 {
     const char *xdg = getenv("XDG_DATA_HOME");
@@ -127,7 +104,7 @@ kn_status kn_platform_open(const kn_platform_params *params, kn_platform **out, 
     } else if ((s = default_data_dir(dir, sizeof dir, e))) {
         goto fail;
     }
-    if ((s = mkdirs(dir, e)))
+    if ((s = kn_mkdirs(dir, 0700, e)))
         goto fail;
     if (!realpath(dir, p->data_dir)) {
         s = kn_err_set(e, KN_IO, "%s: %s", dir, strerror(errno));
@@ -136,7 +113,7 @@ kn_status kn_platform_open(const kn_platform_params *params, kn_platform **out, 
     if ((s = take_lock(p, e)))
         goto fail;
     snprintf(p->artifacts_dir, sizeof p->artifacts_dir, "%.4000s/artifacts", p->data_dir);
-    if ((s = mkdirs(p->artifacts_dir, e)))
+    if ((s = kn_mkdirs(p->artifacts_dir, 0700, e)))
         goto fail;
 
     kn_clock_params cp = kn_clock_default_params();

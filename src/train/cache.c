@@ -139,8 +139,9 @@ kn_status kn__fcache_open(const char *dir, const char *key_hex, int dim, kn_fcac
     *out = c;
     if (!dir)
         return KN_OK;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return kn_err_set(e, KN_IO, "feature cache %s: %s", dir, strerror(errno));
+    kn_status rc = kn_mkdirs(dir, 0755, e);
+    if (rc)
+        return kn_err_prefix(e, "feature cache");
     snprintf(c->path, sizeof c->path, "%s/features-%.32s.bin", dir, key_hex);
     int fd = open(c->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

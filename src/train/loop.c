@@ -598,8 +598,10 @@ static kn_status save_package(job *j, kn_err *e)
     const kn_train_params *p = j->p;
     char path[4096];
     kn_status rc;
-    if (mkdir(p->model_dir, 0755) != 0 && access(p->model_dir, W_OK) != 0)
-        return kn_err_set(e, KN_IO, "%s: cannot create the model directory", p->model_dir);
+    if ((rc = kn_mkdirs(p->model_dir, 0755, e)))
+        return kn_err_prefix(e, "model directory");
+    if (access(p->model_dir, W_OK) != 0)
+        return kn_err_set(e, KN_IO, "%s: the model directory is not writable", p->model_dir);
     kn_model meta;
     memset(&meta, 0, sizeof meta);
     meta.head = p->head;

@@ -95,5 +95,17 @@ check "bad weights file exit 1" test $? -eq 1
 "$kennel" train --data "$tmp/data" --arch resnet18 --finetune 9 --model-dir "$tmp/x" --no-progress > /dev/null 2> "$tmp/bad4.err"
 check "finetune beyond the stages is refused" grep -q "stages" "$tmp/bad4.err"
 
+# Missing parent directories of the cache and the model directory are made,
+# as a user's first run (no ~/.cache yet) needs.
+"$kennel" train "${common[@]}" --epochs 1 --cache-dir "$tmp/new/a/cache" \
+  --model-dir "$tmp/new/b/model" > "$tmp/mkdirs.log" 2>&1
+check "missing parents: exit 0" test $? -eq 0
+check "missing parents: cache made" test -d "$tmp/new/a/cache"
+check "missing parents: package written" test -f "$tmp/new/b/model/model.tar.gz"
+touch "$tmp/afile"
+"$kennel" train "${common[@]}" --epochs 1 --model-dir "$tmp/afile/model" > /dev/null 2> "$tmp/mkbad.err"
+check "model dir under a file: refused" test $? -ne 0
+check "model dir under a file: named" grep -q "afile" "$tmp/mkbad.err"
+
 echo "$pass passed, $fail failed"
 test $fail -eq 0
