@@ -104,6 +104,10 @@ KN_API kn_status kn_file_write(const char *path, const void *p, size_t n, kn_err
  * are left as they are). KN_IO naming the directory that could not be
  * made, or a path that exists but is not a directory. */
 KN_API kn_status kn_mkdirs(const char *path, unsigned mode, kn_err *e);
+/* SHA-256 of n bytes (libcrypto); lower-case hex of n bytes into out
+ * (2n + 1 bytes, NUL-terminated). */
+KN_API void kn_sha256(const void *p, size_t n, uint8_t out[32]);
+KN_API void kn_hex(const uint8_t *p, size_t n, char *out);
 
 /* Read-only memory map of a whole file. An empty file maps to len 0. */
 typedef struct kn_map {

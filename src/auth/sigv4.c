@@ -47,21 +47,11 @@ static kn_status failf(kn_auth_fail *fail, kn_auth_fail kind, kn_err *e, const c
     return kn_err_set(e, KN_INVALID, fmt, excerpt(a, buf));
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[p[i] >> 4];
-        out[2 * i + 1] = d[p[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 static void sha256_hex(const void *p, size_t n, char out[65])
 {
     uint8_t h[32];
-    SHA256(p, n, h);
-    hex(h, 32, out);
+    kn_sha256(p, n, h);
+    kn_hex(h, 32, out);
 }
 
 static void hmac(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32])
@@ -702,7 +692,7 @@ static void signature(const kn_auth_sig *s, const char *secret, const kn_buf *st
     hmac(b, 32, s->service, strlen(s->service), a);
     hmac(a, 32, "aws4_request", 12, b);
     hmac(b, 32, sts->data, sts->len, a);
-    hex(a, 32, out);
+    kn_hex(a, 32, out);
     OPENSSL_cleanse(k, sl + 4);
     OPENSSL_cleanse(b, sizeof b);
     if (k != stack)

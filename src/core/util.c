@@ -3,6 +3,8 @@
  * process state; it is set by main() before threads start. */
 #include "kennel/core.h"
 
+#include <openssl/evp.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -342,4 +344,20 @@ kn_status kn_mkdirs(const char *path, unsigned mode, kn_err *e)
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return kn_err_set(e, KN_IO, "%s is not a directory", path);
     return KN_OK;
+}
+
+void kn_sha256(const void *p, size_t n, uint8_t out[32])
+{
+    unsigned int len = 0;
+    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+void kn_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = 0;
 }

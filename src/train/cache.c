@@ -35,22 +35,6 @@ kn_status kn__sha256_file(const char *path, uint8_t out[32], kn_err *e)
     return ok ? KN_OK : kn_err_set(e, KN_INTERNAL, "%s: SHA-256 failed", path);
 }
 
-void kn__sha256(const void *p, size_t n, uint8_t out[32])
-{
-    unsigned int len = 0;
-    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
-}
-
-void kn__hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 static uint64_t h64(const uint8_t *k)
 {
     uint64_t v;

@@ -260,8 +260,8 @@ static kn_status backbone_key(job *j, kn_err *e)
     memcpy(buf, h, 32);
     memcpy(buf + 32, desc, strlen(desc));
     uint8_t key[32];
-    kn__sha256(buf, 32 + strlen(desc), key);
-    kn__hex(key, 32, j->key_hex);
+    kn_sha256(buf, 32 + strlen(desc), key);
+    kn_hex(key, 32, j->key_hex);
     return KN_OK;
 }
 

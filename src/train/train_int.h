@@ -24,7 +24,5 @@ kn_status kn__fcache_flush(kn_fcache *c, kn_err *e);
 void kn__fcache_free(kn_fcache *c);
 
 kn_status kn__sha256_file(const char *path, uint8_t out[32], kn_err *e);
-void kn__sha256(const void *p, size_t n, uint8_t out[32]);
-void kn__hex(const uint8_t *p, size_t n, char *out);
 
 #endif
