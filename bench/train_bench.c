@@ -118,6 +118,7 @@ static int head_epoch(int threads, int epochs)
     for (int i = 0; i < N; i++)
         y[i] = (int)(kn_rng_next(&r) % 133);
     double *sec = malloc((size_t)(epochs + 1) * sizeof(double));
+    double phase[3] = {0}; /* forward, loss + backward, optimiser (ns, timed epochs) */
     for (int ep = 0; ep <= epochs; ep++) { /* epoch 0 is a warm-up */
         for (int i = 0; i < N; i++)
             order[i] = i;
@@ -134,14 +135,26 @@ static int head_epoch(int threads, int epochs)
                 yb[k] = y[order[b + k]];
             }
             float loss;
+            uint64_t p0 = kn_now_ns();
             kn_nn_trainer_forward(t, xb, n, true, out, &e);
+            uint64_t p1 = kn_now_ns();
             kn_train_cross_entropy(out, yb, n, 133, &loss, dout, NULL, &e);
             kn_nn_trainer_backward(t, dout, NULL, &e);
+            uint64_t p2 = kn_now_ns();
             kn_opt_step(o);
+            uint64_t p3 = kn_now_ns();
+            if (ep > 0) {
+                phase[0] += (double)(p1 - p0);
+                phase[1] += (double)(p2 - p1);
+                phase[2] += (double)(p3 - p2);
+            }
         }
         sec[ep] = (kn_now_ns() - t0) / 1e9;
     }
     qsort(sec + 1, (size_t)epochs, sizeof *sec, cmp_d);
+    printf("kennel head epoch, mean per epoch: forward %.4f s, loss + backward %.4f s, "
+           "Adam %.4f s\n", phase[0] / 1e9 / epochs, phase[1] / 1e9 / epochs,
+           phase[2] / 1e9 / epochs);
     printf("kennel head epoch (%d x %d, batch %d, Adam): %.4f s\n", N, D, B,
            sec[1 + epochs / 2]);
     printf("{\"bench\":\"head_epoch\",\"engine\":\"kennel\",\"n\":%d,\"batch\":%d,"

@@ -256,7 +256,12 @@ static void relayout(float *dst, const float *src, int n, kn_nn_shape s, bool to
 
 /* ---- dense ops ------------------------------------------------------------ */
 
-#define GEMM_PAR_MIN 4e6 /* multiply-adds */
+/* Products below this many multiply-adds (a few hundred microseconds on one
+ * core) run on the calling thread: a transfer-learning head's are all below
+ * it, so its hundreds of small steps never wait for a second thread — which
+ * on a busy machine costs a scheduler time slice per region, and lets two
+ * tuning trials share the two cores without getting in each other's way. */
+#define GEMM_PAR_MIN 32e6
 
 /* Row-major C = op(A) op(B) + beta * C, on oneDNN's sgemm: it dispatches on
  * the CPU it finds, where OpenBLAS 0.3.21 does not know this machine's and
@@ -264,8 +269,6 @@ static void relayout(float *dst, const float *src, int n, kn_nn_shape s, bool to
 static kn_status gemm(bool ta, bool tb, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc, kn_err *e)
 {
-    /* small products on the calling thread only (see PAR_MIN): the head's
-     * 32 x 133 x 128 ones take microseconds */
     int threads = omp_get_max_threads();
     bool serial = (double)m * n * k < GEMM_PAR_MIN && threads > 1;
     if (serial)

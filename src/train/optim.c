@@ -5,6 +5,7 @@
 #include "kennel/train.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,33 +144,40 @@ oom:
     return kn_err_set(e, KN_NOMEM, "optimiser: out of memory");
 }
 
-/* Updates are element-wise and memory-bound: vectorised, and split over
- * threads for large tensors (each element is independent, so the result
- * does not depend on the thread count). */
-#define PAR_MIN 32768
+/* Updates are element-wise, each element independent, so the result does
+ * not depend on how the work is split. One step is one parallel region over
+ * all parameters (a range of the concatenated elements per thread), and
+ * only when there is enough work to pay for it: a region costs little on an
+ * idle machine but a whole scheduler time slice whenever a core is busy
+ * with something else, and a head's few hundred thousand weights update in
+ * well under a millisecond on one core. */
+#define PAR_MIN (1L << 20)
 
-static void sgd(kn_opt *o, slot *s)
+typedef struct step_consts {
+    /* SGD */
+    float lr, wd, keep, take, nest;
+    bool momentum, nesterov;
+    /* Adam / AdamW */
+    float scale, l2, b1, b2, step_size, inv_bc2_sqrt, eps;
+} step_consts;
+
+static void sgd_range(const step_consts *c, float *restrict w, float *restrict m,
+                                const float *restrict g, long lo, long hi)
 {
     /* Loop invariants in locals and restrict pointers: without them clang
-     * cannot prove the stores leave p untouched and will not vectorise. */
-    const float wd = o->p.weight_decay, mom = o->p.momentum, damp = o->p.dampening;
-    const float lr = o->p.lr;
-    const bool nesterov = o->p.nesterov, started = o->started;
-    float *restrict w = s->p, *restrict m = s->m;
-    const float *restrict g = s->g;
-    long n = (long)s->n;
-    /* wd * w adds exactly 0 when wd is 0, so no branch is needed for it;
+     * cannot prove the stores leave w untouched and will not vectorise.
+     * wd * w adds exactly 0 when wd is 0, so no branch is needed for it;
      * the momentum buffer exists only with momentum: two loops. */
-    if (mom == 0) {
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-        for (long i = 0; i < n; i++)
+    const float lr = c->lr, wd = c->wd, keep = c->keep, take = c->take, nest = c->nest;
+    const bool nesterov = c->nesterov;
+    if (!c->momentum) {
+#pragma omp simd
+        for (long i = lo; i < hi; i++)
             w[i] = w[i] - lr * (g[i] + wd * w[i]);
         return;
     }
-    const float keep = started ? mom : 0.0f, take = started ? 1.0f - damp : 1.0f;
-    const float nest = nesterov ? mom : 0.0f;
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) {
+#pragma omp simd
+    for (long i = lo; i < hi; i++) {
         float d = g[i] + wd * w[i];
         float b = keep * m[i] + take * d;
         m[i] = b;
@@ -177,40 +185,128 @@ static void sgd(kn_opt *o, slot *s)
     }
 }
 
-static void adam(kn_opt *o, slot *s)
+static void adam_range(const step_consts *c, float *restrict w, float *restrict m,
+                       float *restrict v, const float *restrict gr, long lo, long hi)
 {
-    const kn_opt_params *p = &o->p;
-    float bc1 = 1.0f - powf(p->beta1, (float)o->step);
-    float bc2 = 1.0f - powf(p->beta2, (float)o->step);
-    const float step_size = p->lr / bc1;
-    const float bc2_sqrt = sqrtf(bc2);
-    const bool decoupled = p->kind == KN_OPT_ADAMW;
-    const float lr = p->lr, wd = p->weight_decay, b1 = p->beta1, b2 = p->beta2, eps = p->eps;
-    float *restrict w = s->p, *restrict m = s->m, *restrict v = s->v;
-    const float *restrict gr = s->g;
-    long n = (long)s->n;
     /* Branch-free: AdamW scales the weight first (by 1 when not AdamW),
      * Adam adds wd * w to the gradient (0 when AdamW or no decay). */
-    const float scale = decoupled ? 1.0f - lr * wd : 1.0f, l2 = decoupled ? 0.0f : wd;
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) {
+    const float scale = c->scale, l2 = c->l2, b1 = c->b1, b2 = c->b2;
+    const float step_size = c->step_size, inv_bc2_sqrt = c->inv_bc2_sqrt, eps = c->eps;
+#pragma omp simd
+    for (long i = lo; i < hi; i++) {
         float g = gr[i] + l2 * w[i];
-        w[i] = w[i] * scale;
-        m[i] = m[i] * b1 + (1.0f - b1) * g;
-        v[i] = v[i] * b2 + (1.0f - b2) * g * g;
-        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        w[i] = w[i] - step_size * (m[i] / denom);
+        float wi = w[i] * scale;
+        float mi = m[i] * b1 + (1.0f - b1) * g;
+        float vi = v[i] * b2 + (1.0f - b2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = sqrtf(vi) * inv_bc2_sqrt + eps;
+        w[i] = wi - step_size * (mi / denom);
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The same update on AVX2 + FMA. The divide is what bounds the plain loop
+ * (the vector divider is slow and not pipelined): here 1 / denom is the
+ * hardware reciprocal estimate refined by two Newton steps, which is within
+ * an ulp or two of the quotient — far inside the agreement with PyTorch the
+ * tests ask for — at a fraction of the cost. denom >= eps > 0, so the
+ * estimate never sees 0 or a negative number. */
+__attribute__((target("avx2,fma"))) static void
+adam_range_avx2(const step_consts *c, float *restrict w, float *restrict m, float *restrict v,
+                const float *restrict gr, long lo, long hi)
+{
+    const __m256 scale = _mm256_set1_ps(c->scale), l2 = _mm256_set1_ps(c->l2);
+    const __m256 b1 = _mm256_set1_ps(c->b1), nb1 = _mm256_set1_ps(1.0f - c->b1);
+    const __m256 b2 = _mm256_set1_ps(c->b2), nb2 = _mm256_set1_ps(1.0f - c->b2);
+    const __m256 step = _mm256_set1_ps(c->step_size), ib = _mm256_set1_ps(c->inv_bc2_sqrt);
+    const __m256 eps = _mm256_set1_ps(c->eps), two = _mm256_set1_ps(2.0f);
+    long i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i);
+        __m256 g = _mm256_fmadd_ps(l2, wi, _mm256_loadu_ps(gr + i));
+        __m256 mi = _mm256_fmadd_ps(_mm256_loadu_ps(m + i), b1, _mm256_mul_ps(nb1, g));
+        __m256 vi = _mm256_fmadd_ps(_mm256_loadu_ps(v + i), b2,
+                                    _mm256_mul_ps(_mm256_mul_ps(nb2, g), g));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        __m256 d = _mm256_fmadd_ps(_mm256_sqrt_ps(vi), ib, eps);
+        __m256 r = _mm256_rcp_ps(d);
+        r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, two));
+        r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, two));
+        wi = _mm256_mul_ps(wi, scale);
+        _mm256_storeu_ps(w + i, _mm256_fnmadd_ps(_mm256_mul_ps(step, mi), r, wi));
+    }
+    adam_range(c, w, m, v, gr, i, hi);
+}
+#endif
+
+static void adam_any(const step_consts *c, float *w, float *m, float *v, const float *g,
+                     long lo, long hi)
+{
+#if defined(__x86_64__)
+    static int avx2 = -1;
+    if (avx2 < 0) /* the answer is the same in every thread: a benign race */
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2) {
+        adam_range_avx2(c, w, m, v, g, lo, hi);
+        return;
+    }
+#endif
+    adam_range(c, w, m, v, g, lo, hi);
+}
+
+/* Elements [lo, hi) of the concatenation of all slots. */
+static void step_range(const kn_opt *o, const step_consts *c, long lo, long hi)
+{
+    long base = 0;
+    for (int k = 0; k < o->ns && base < hi; k++) {
+        const slot *s = &o->s[k];
+        long n = (long)s->n, a = lo > base ? lo - base : 0, b = hi - base < n ? hi - base : n;
+        if (a < b) {
+            if (o->p.kind == KN_OPT_SGD)
+                sgd_range(c, s->p, s->m, s->g, a, b);
+            else
+                adam_any(c, s->p, s->m, s->v, s->g, a, b);
+        }
+        base += n;
     }
 }
 
 void kn_opt_step(kn_opt *o)
 {
     o->step++;
-    for (int i = 0; i < o->ns; i++) {
-        if (o->p.kind == KN_OPT_SGD)
-            sgd(o, &o->s[i]);
-        else
-            adam(o, &o->s[i]);
+    const kn_opt_params *p = &o->p;
+    step_consts c = {.lr = p->lr, .wd = p->weight_decay, .momentum = p->momentum != 0,
+                     .nesterov = p->nesterov, .nest = p->nesterov ? p->momentum : 0.0f,
+                     .keep = o->started ? p->momentum : 0.0f,
+                     .take = o->started ? 1.0f - p->dampening : 1.0f};
+    if (p->kind != KN_OPT_SGD) {
+        const bool decoupled = p->kind == KN_OPT_ADAMW;
+        c.scale = decoupled ? 1.0f - p->lr * p->weight_decay : 1.0f;
+        c.l2 = decoupled ? 0.0f : p->weight_decay;
+        c.b1 = p->beta1;
+        c.b2 = p->beta2;
+        c.eps = p->eps;
+        c.step_size = p->lr / (1.0f - powf(p->beta1, (float)o->step));
+        c.inv_bc2_sqrt = 1.0f / sqrtf(1.0f - powf(p->beta2, (float)o->step));
+    }
+    long total = 0;
+    for (int k = 0; k < o->ns; k++)
+        total += (long)o->s[k].n;
+    if (total < PAR_MIN || omp_get_max_threads() < 2) {
+        step_range(o, &c, 0, total);
+    } else {
+#pragma omp parallel
+        {
+            /* 16-element (64-byte) aligned chunk boundaries */
+            long nt = omp_get_num_threads(), t = omp_get_thread_num();
+            long chunk = ((total + nt - 1) / nt + 15) & ~15L;
+            long lo = t * chunk, hi = lo + chunk < total ? lo + chunk : total;
+            if (lo < hi)
+                step_range(o, &c, lo, hi);
+        }
     }
     o->started = true;
 }
