@@ -331,6 +331,28 @@ KN_API kn_status kn_nn_exec_run(kn_nn_exec *x, const float *in, int n, float *ou
                                 kn_err *e);
 KN_API size_t kn_nn_exec_out_numel(const kn_nn_exec *x); /* per sample */
 
+/* What kn_nn_exec_share_weights did. */
+typedef struct kn_nn_shared_weights {
+    char path[4096]; /* the file the weights are mapped from */
+    size_t bytes;    /* weight bytes now read from the file */
+    bool built;      /* true when this call (re)wrote the file: it was missing,
+                        truncated, or did not hold these exact weights */
+} kn_nn_shared_weights;
+
+/* Moves the executor's weights, in the layout it runs on, into a file under
+ * dir that every executor of the same weights maps read-only and shared, so
+ * N processes serving one model hold one copy. The file is named by a SHA-256
+ * of the reordered weights and their layouts (so other weights, another ISA
+ * or other oneDNN layouts get another file); it is written once (temp file +
+ * rename, under a lock file), and an existing file is used only if its header,
+ * size and every byte match this executor's weights, else it is rebuilt. The
+ * private copies are freed. Call it with no run in progress, after the batch
+ * sizes to be served are prepared (layouts made later stay private). dir is
+ * created if missing. KN_UNSUPPORTED for the reference backend; KN_IO when the
+ * file cannot be written or mapped (the executor is unchanged then). */
+KN_API kn_status kn_nn_exec_share_weights(kn_nn_exec *x, const char *dir,
+                                          kn_nn_shared_weights *info, kn_err *e);
+
 #ifdef __cplusplus
 }
 #endif

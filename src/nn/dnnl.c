@@ -15,14 +15,24 @@
  * run never allocates. Values whose spatial size is 1x1 are kept in plain
  * layout so flatten and linear can view them as 2-D without a copy.
  *
+ * kn_nn_exec_share_weights moves the reordered weights into a file mapped
+ * read-only and shared (see "the shared weights file" below), so processes
+ * serving one model hold one copy of them.
+ *
  * Not thread-safe: one executor, one thread at a time.
  */
 #include "nn_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_ARGS 6
 
@@ -31,6 +41,7 @@ typedef struct wcache {
     dnnl_memory_desc_t md;    /* oneDNN layout */
     void *data;
     dnnl_memory_t mem;
+    bool shared;              /* data points into the mapped weights file */
 } wcache;
 
 /* A value's memory: a slot in the arena plus a descriptor. */
@@ -64,6 +75,7 @@ typedef struct plan {
     bool *slot_busy;
     dnnl_memory_t out_mem;
     dnnl_memory_desc_t out_md; /* plain layout of the output */
+    void *own_arena;          /* the plan's own slots when the shared arena is too small */
 } plan;
 
 typedef struct dnnl_impl {
@@ -77,6 +89,8 @@ typedef struct dnnl_impl {
     int nnodes;
     plan **plans;             /* index = batch size, 1..micro */
     int micro;                /* largest batch run in one pass (see dnnl_run) */
+    void *arena;              /* slots of every plan that fits (plans never run at once) */
+    size_t arena_size;
     void *scratch;
     size_t scratch_size;
     dnnl_memory_t scratch_mem;
@@ -85,6 +99,8 @@ typedef struct dnnl_impl {
     int *last_use;
     kn_nn_node *nodes;        /* copy of the graph's nodes (topology, shapes) */
     kn_nn_param *params;      /* metadata only (data pointer cleared) */
+    void *wmap;               /* shared weights file mapping (read-only), or NULL */
+    size_t wmap_size;
 } dnnl_impl;
 
 #define DN(call_expr, what)                                                                   \
@@ -715,8 +731,7 @@ static void plan_free(plan *p)
             if (c->mem[k])
                 dnnl_memory_destroy(c->mem[k]);
     }
-    for (int i = 0; i < p->nslots; i++)
-        kn_free_aligned(p->slot_ptr[i]);
+    kn_free_aligned(p->own_arena);
     if (p->out_mem)
         dnnl_memory_destroy(p->out_mem);
     free(p->calls);
@@ -780,16 +795,37 @@ static kn_status plan_new(dnnl_impl *d, int n, plan **out, kn_err *e)
         md_2d(&p->out_md, n, os.c);
     else
         md_plain4(&p->out_md, n, os, dnnl_nchw);
-    /* allocate slots, then bind memories */
-    for (int s = 0; s < p->nslots; s++) {
-        p->slot_ptr[s] = kn_alloc_aligned(p->slot_size[s] ? p->slot_size[s] : 64);
-        if (!p->slot_ptr[s]) {
-            rc = kn_err_set(e, KN_NOMEM, "oneDNN plan: cannot allocate %zu bytes",
-                            p->slot_size[s]);
+    /* Lay the slots out in one arena, then bind memories. Plans run one at
+     * a time and keep nothing in their slots between runs, so they all use
+     * the executor's arena, sized by the first (largest) batch; a plan that
+     * does not fit gets its own. */
+    size_t total = 0;
+    for (int s = 0; s < p->nslots; s++)
+        total += (p->slot_size[s] + 63) & ~(size_t)63;
+    if (total == 0)
+        total = 64;
+    uint8_t *base;
+    if (!d->arena || total > d->arena_size) {
+        base = kn_alloc_aligned(total);
+        if (!base) {
+            rc = kn_err_set(e, KN_NOMEM, "oneDNN plan: cannot allocate %zu bytes", total);
             goto out;
         }
         /* touch every page now so no run takes a page fault */
-        memset(p->slot_ptr[s], 0, p->slot_size[s]);
+        memset(base, 0, total);
+        if (!d->arena) {
+            d->arena = base;
+            d->arena_size = total;
+        } else {
+            p->own_arena = base;
+        }
+    } else {
+        base = d->arena;
+    }
+    size_t off = 0;
+    for (int s = 0; s < p->nslots; s++) {
+        p->slot_ptr[s] = base + off;
+        off += (p->slot_size[s] + 63) & ~(size_t)63;
     }
     DN(dnnl_memory_create(&p->out_mem, &p->out_md, d->eng, DNNL_MEMORY_NONE), "output memory");
     for (int ci = 0; ci < p->ncalls; ci++) {
@@ -834,12 +870,16 @@ static void dnnl_destroy(kn_nn_exec *x)
         for (int n = 0; n <= d->micro; n++)
             plan_free(d->plans[n]);
     free(d->plans);
+    kn_free_aligned(d->arena);
     for (int i = 0; i < d->nw; i++) {
         if (d->w[i].mem)
             dnnl_memory_destroy(d->w[i].mem);
-        kn_free_aligned(d->w[i].data);
+        if (!d->w[i].shared)
+            kn_free_aligned(d->w[i].data);
     }
     free(d->w);
+    if (d->wmap)
+        munmap(d->wmap, d->wmap_size);
     if (d->bias)
         for (int i = 0; i < d->nnodes; i++)
             kn_free_aligned(d->bias[i]);
@@ -1087,4 +1127,249 @@ static kn_status dnnl_run(kn_nn_exec *x, const float *in, int n, float *out, kn_
     return KN_OK;
 }
 
-const kn_nn_backend_ops kn__nn_dnnl_ops = {dnnl_create, dnnl_run, dnnl_destroy};
+/* ---- the shared weights file ---------------------------------------------
+ *
+ * One file per distinct set of reordered weights: a header, a table of
+ * (offset, size) per weights entry, then the entries (64-byte aligned) in the
+ * executor's order. Its name is the hex SHA-256 of every entry's node, layout
+ * and bytes, so other weights, another oneDNN layout or ISA give another
+ * name. Executors map it read-only and shared; nothing ever writes a file in
+ * place (a new one is written to a temp name and renamed over), so a mapping
+ * never changes under a running executor. */
+
+#define WFILE_MAGIC "KNWGHT01"
+#define WFILE_DATA_ALIGN 4096u
+
+typedef struct wfile_head {
+    char magic[8];
+    uint32_t count;
+    uint32_t reserved;
+    uint64_t file_size;
+    uint8_t key[32];
+} wfile_head;
+
+typedef struct wfile_entry {
+    uint64_t off, size;
+} wfile_entry;
+
+static size_t align_up(size_t v, size_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+/* The layout part of the key: what decides where each weight lands. */
+typedef struct wkey_rec {
+    int64_t node, ndims, data_type, format_kind, size, inner_nblks;
+    int64_t dims[DNNL_MAX_NDIMS], padded_dims[DNNL_MAX_NDIMS], strides[DNNL_MAX_NDIMS];
+    int64_t inner_blks[DNNL_MAX_NDIMS], inner_idxs[DNNL_MAX_NDIMS];
+    uint8_t digest[32];
+} wkey_rec;
+
+static kn_status weights_key(const dnnl_impl *d, const wfile_entry *ent, uint8_t key[32],
+                             kn_err *e)
+{
+    wkey_rec *r = calloc((size_t)d->nw, sizeof *r);
+    if (!r)
+        return kn_err_set(e, KN_NOMEM, "shared weights: out of memory");
+    for (int i = 0; i < d->nw; i++) {
+        const dnnl_memory_desc_t *md = &d->w[i].md;
+        r[i].node = d->w[i].node;
+        r[i].ndims = md->ndims;
+        r[i].data_type = md->data_type;
+        r[i].format_kind = md->format_kind;
+        r[i].size = (int64_t)ent[i].size;
+        for (int k = 0; k < md->ndims && k < DNNL_MAX_NDIMS; k++) {
+            r[i].dims[k] = md->dims[k];
+            r[i].padded_dims[k] = md->padded_dims[k];
+        }
+        if (md->format_kind == dnnl_blocked) {
+            const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+            r[i].inner_nblks = b->inner_nblks;
+            for (int k = 0; k < md->ndims && k < DNNL_MAX_NDIMS; k++)
+                r[i].strides[k] = b->strides[k];
+            for (int k = 0; k < b->inner_nblks && k < DNNL_MAX_NDIMS; k++) {
+                r[i].inner_blks[k] = b->inner_blks[k];
+                r[i].inner_idxs[k] = b->inner_idxs[k];
+            }
+        }
+        kn_sha256(d->w[i].data, ent[i].size, r[i].digest);
+    }
+    kn_sha256(r, (size_t)d->nw * sizeof *r, key);
+    free(r);
+    return KN_OK;
+}
+
+static bool write_all(int fd, const void *p, size_t n, uint64_t off)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t k = pwrite(fd, c, n > ((size_t)1 << 30) ? (size_t)1 << 30 : n, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        c += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return true;
+}
+
+/* Writes the file under a temp name and renames it over path. */
+static kn_status wfile_write(const char *path, const dnnl_impl *d, const wfile_head *h,
+                             const wfile_entry *ent, kn_err *e)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return kn_err_set(e, KN_IO, "shared weights: cannot create %s: %s", tmp, strerror(errno));
+    bool ok = write_all(fd, h, sizeof *h, 0) &&
+              write_all(fd, ent, (size_t)h->count * sizeof *ent, sizeof *h);
+    for (int i = 0; ok && i < d->nw; i++)
+        ok = write_all(fd, d->w[i].data, ent[i].size, ent[i].off);
+    ok = ok && ftruncate(fd, (off_t)h->file_size) == 0;
+    int err = errno;
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = false;
+        err = errno;
+    }
+    if (!ok) {
+        unlink(tmp);
+        return kn_err_set(e, KN_IO, "shared weights: cannot write %s: %s", path, strerror(err));
+    }
+    return KN_OK;
+}
+
+/* Maps path and checks that it is exactly this executor's weights file:
+ * size, header, table and every byte. NULL (with the reason) otherwise. */
+static void *wfile_map(const char *path, const dnnl_impl *d, const wfile_head *h,
+                       const wfile_entry *ent, const char **why)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *why = errno == ENOENT ? "missing" : "unreadable";
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != h->file_size) {
+        close(fd);
+        *why = "wrong size";
+        return NULL;
+    }
+    void *m = mmap(NULL, h->file_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) {
+        *why = "cannot be mapped";
+        return NULL;
+    }
+    const uint8_t *b = m;
+    *why = NULL;
+    if (memcmp(b, h, sizeof *h) != 0 ||
+        memcmp(b + sizeof *h, ent, (size_t)h->count * sizeof *ent) != 0)
+        *why = "wrong header";
+    for (int i = 0; !*why && i < d->nw; i++)
+        if (memcmp(b + ent[i].off, d->w[i].data, ent[i].size) != 0)
+            *why = "wrong content";
+    if (*why) {
+        munmap(m, h->file_size);
+        return NULL;
+    }
+    return m;
+}
+
+static kn_status dnnl_share(kn_nn_exec *x, const char *dir, kn_nn_shared_weights *info,
+                            kn_err *e)
+{
+    dnnl_impl *d = x->impl;
+    kn_status rc = KN_OK;
+    int dfd = -1;
+    void *m = NULL;
+    if (d->wmap)
+        return kn_err_set(e, KN_INVALID, "shared weights: already shared");
+    if (d->nw == 0)
+        return KN_OK;
+    wfile_entry *ent = calloc((size_t)d->nw, sizeof *ent);
+    if (!ent)
+        return kn_err_set(e, KN_NOMEM, "shared weights: out of memory");
+    wfile_head h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, WFILE_MAGIC, sizeof h.magic);
+    h.count = (uint32_t)d->nw;
+    size_t off = align_up(sizeof h + (size_t)d->nw * sizeof *ent, WFILE_DATA_ALIGN);
+    for (int i = 0; i < d->nw; i++) {
+        ent[i].off = off;
+        ent[i].size = dnnl_memory_desc_get_size(&d->w[i].md);
+        off = align_up(off + ent[i].size, 64);
+        info->bytes += ent[i].size;
+    }
+    h.file_size = off;
+    if ((rc = weights_key(d, ent, h.key, e)))
+        goto out;
+    char hex[65];
+    kn_hex(h.key, sizeof h.key, hex);
+    if ((rc = kn_mkdirs(dir, 0755, e)))
+        goto out;
+    if (snprintf(info->path, sizeof info->path, "%s/%s.weights", dir, hex) >=
+        (int)sizeof info->path) {
+        rc = kn_err_set(e, KN_INVALID, "shared weights: directory name too long");
+        goto out;
+    }
+    /* One builder at a time: instances starting together map one file
+     * instead of each renaming its own over the others'. */
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || flock(dfd, LOCK_EX) != 0) {
+        rc = kn_err_set(e, KN_IO, "shared weights: cannot lock %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    const char *why = NULL;
+    m = wfile_map(info->path, d, &h, ent, &why);
+    if (!m) {
+        if ((rc = wfile_write(info->path, d, &h, ent, e)))
+            goto out;
+        info->built = true;
+        m = wfile_map(info->path, d, &h, ent, &why);
+        if (!m) {
+            rc = kn_err_set(e, KN_IO, "shared weights: %s is %s right after writing it",
+                            info->path, why);
+            goto out;
+        }
+    }
+    for (int i = 0; i < d->nw; i++) {
+        void *p = (uint8_t *)m + ent[i].off;
+        int node = d->w[i].node;
+        /* oneDNN only reads weights of inference primitives: the handle is
+         * const in practice */
+        DN(dnnl_memory_set_data_handle(d->w[i].mem, p), "weights handle");
+        kn_free_aligned(d->w[i].data);
+        d->w[i].data = p;
+        d->w[i].shared = true;
+    }
+    d->wmap = m;
+    d->wmap_size = h.file_size;
+    m = NULL;
+out:
+    if (rc && d->wmap == NULL && m) {
+        /* entries already switched point into m: switching back would need
+         * the private copies, so keep the mapping alive */
+        bool used = false;
+        for (int i = 0; i < d->nw; i++)
+            used = used || d->w[i].shared;
+        if (used) {
+            d->wmap = m;
+            d->wmap_size = h.file_size;
+        } else {
+            munmap(m, h.file_size);
+        }
+    }
+    if (dfd >= 0)
+        close(dfd); /* releases the lock */
+    free(ent);
+    return rc;
+}
+
+const kn_nn_backend_ops kn__nn_dnnl_ops = {dnnl_create, dnnl_run, dnnl_destroy, dnnl_share};

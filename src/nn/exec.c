@@ -72,6 +72,16 @@ kn_status kn_nn_exec_new(const kn_nn_graph *g, const kn_nn_exec_params *p, kn_nn
     return KN_OK;
 }
 
+kn_status kn_nn_exec_share_weights(kn_nn_exec *x, const char *dir, kn_nn_shared_weights *info,
+                                   kn_err *e)
+{
+    memset(info, 0, sizeof *info);
+    if (!x->ops->share)
+        return kn_err_set(e, KN_UNSUPPORTED, "the %s backend cannot share its weights",
+                          kn_nn_backend_name(x->p.backend));
+    return x->ops->share(x, dir, info, e);
+}
+
 void kn_nn_exec_free(kn_nn_exec *x)
 {
     if (!x)

@@ -19,6 +19,8 @@ typedef struct kn_nn_backend_ops {
     kn_status (*create)(kn_nn_exec *x, const kn_nn_graph *g, kn_err *e);
     kn_status (*run)(kn_nn_exec *x, const float *in, int n, float *out, kn_err *e);
     void (*destroy)(kn_nn_exec *x);
+    /* NULL when the backend cannot share its weights (kn_nn_exec_share_weights) */
+    kn_status (*share)(kn_nn_exec *x, const char *dir, kn_nn_shared_weights *info, kn_err *e);
 } kn_nn_backend_ops;
 
 struct kn_nn_exec {

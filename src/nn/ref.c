@@ -262,4 +262,4 @@ static kn_status ref_run(kn_nn_exec *x, const float *in, int n, float *out, kn_e
     return KN_OK;
 }
 
-const kn_nn_backend_ops kn__nn_ref_ops = {ref_create, ref_run, ref_destroy};
+const kn_nn_backend_ops kn__nn_ref_ops = {ref_create, ref_run, ref_destroy, NULL};
