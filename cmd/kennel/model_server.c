@@ -59,6 +59,8 @@ static void usage(FILE *f)
             "  --drain-ms N            on SIGTERM, time for requests in flight (default 30000)\n"
             "  --no-warmup             prepare only the largest batch size at start\n"
             "  --ready-file F          once listening, write \"ADDR:PORT\" to F (removed at exit)\n"
+            "  --weights-cache DIR     map the weights read-only from a file in DIR that every\n"
+            "                          server of the same model shares (written once)\n"
             "\n"
             "SIZE takes a suffix: K/KiB, M/MiB, G/GiB (1024-based) or KB, MB, GB.\n");
 }
@@ -166,6 +168,7 @@ int kn_cli_model_server(int argc, char **argv)
         O_ARCH = 256, O_HIDDEN, O_LABELS, O_LISTEN, O_PORT, O_MAX_BATCH, O_MAX_WAIT, O_THREADS,
         O_BACKEND, O_MAX_BODY, O_MAX_IMAGES, O_MAX_PIXELS, O_URL_BYTES, O_URL_TOTAL, O_URL_TIMEOUT,
         O_URL_REDIRS, O_SCHEMES, O_MAX_CONN, O_IDLE, O_DRAIN, O_NO_WARMUP, O_READY,
+        O_WEIGHTS_CACHE,
     };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -191,6 +194,7 @@ int kn_cli_model_server(int argc, char **argv)
         {"drain-ms", required_argument, NULL, O_DRAIN},
         {"no-warmup", no_argument, NULL, O_NO_WARMUP},
         {"ready-file", required_argument, NULL, O_READY},
+        {"weights-cache", required_argument, NULL, O_WEIGHTS_CACHE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -311,6 +315,9 @@ int kn_cli_model_server(int argc, char **argv)
             break;
         case O_READY:
             ready_file = optarg;
+            break;
+        case O_WEIGHTS_CACHE:
+            p.weights_cache = optarg;
             break;
         case 'h':
             usage(stdout);

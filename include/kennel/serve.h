@@ -78,6 +78,11 @@ typedef struct kn_serve_params {
     int decode_slots;            /* images decoded at once (0 = 2 x CPUs) */
     bool warmup;                 /* prepare every batch size 1..max_batch at start
                                     (default true) so no request pays for it */
+    const char *weights_cache;   /* directory of shared weights files (NULL: the
+                                    weights stay private). With it, the
+                                    executor's reordered weights are mapped
+                                    read-only from one file per model that all
+                                    servers of that model share (oneDNN only) */
 } kn_serve_params;
 KN_API kn_serve_params kn_serve_default_params(void);
 

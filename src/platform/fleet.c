@@ -186,13 +186,15 @@ static void spawn(kn_fleet *f, fendpoint *ep, fvariant *v, int vindex)
              (long)getpid(), in->id);
     unlink(in->ready_file);
 
-    char threads[16], omp[32];
+    char threads[16], omp[32], wcache[PATH_MAX];
     snprintf(threads, sizeof threads, "%d", v->threads);
+    /* instances of one model map one file of its weights (see serve.h) */
+    snprintf(wcache, sizeof wcache, "%.3000s/weights", kn_platform_data_dir(f->platform));
     snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%d", v->threads);
     char *argv[] = {f->bin,        "model-server", "--model", v->rec->model_data_path,
                     "--listen",    "127.0.0.1",    "--port",  "0",
                     "--ready-file", in->ready_file, "--threads", threads,
-                    NULL};
+                    "--weights-cache", wcache, NULL};
     /* environment: ours, with OMP_NUM_THREADS replaced */
     extern char **environ;
     size_t ne = 0;

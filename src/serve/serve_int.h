@@ -221,6 +221,7 @@ struct kn_serve {
     char *model_path, *listen, *schemes;
     kn_model *model;
     kn_nn_exec *x;
+    kn_nn_shared_weights shared; /* where the weights are mapped from, if shared */
     size_t per_in, per_out;
     kn__batcher batcher;
     kn__metrics metrics;

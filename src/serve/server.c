@@ -674,6 +674,7 @@ kn_status kn_serve_new(const kn_serve_params *p, kn_serve **out, kn_err *e)
     if (!s)
         return kn_err_set(e, KN_NOMEM, "out of memory");
     s->p = *p;
+    s->p.weights_cache = NULL; /* used only here, not copied */
     if (!(s->model_path = strdup(p->model)) ||
         !(s->listen = strdup(p->listen ? p->listen : "127.0.0.1"))) {
         rc = kn_err_set(e, KN_NOMEM, "out of memory");
@@ -734,6 +735,19 @@ kn_status kn_serve_new(const kn_serve_params *p, kn_serve **out, kn_err *e)
         goto fail;
     if ((rc = kn__batcher_start(&s->batcher, p->warmup, e)))
         goto fail;
+    /* Warm-up has made every layout the batch sizes use, and the batching
+     * thread is idle until the server listens: the weights can move into the
+     * shared file now. Not fatal: a server whose file cannot be written or
+     * mapped serves from its private copy. */
+    if (p->weights_cache && p->backend == KN_NN_DNNL) {
+        kn_err se;
+        kn_err_clear(&se);
+        if (kn_nn_exec_share_weights(s->x, p->weights_cache, &s->shared, &se))
+            kn_log(KN_LOG_WARN, "weights not shared: %s", se.msg);
+        else
+            kn_log(KN_LOG_INFO, "weights: %zu bytes mapped from %s%s", s->shared.bytes,
+                   s->shared.path, s->shared.built ? " (written now)" : "");
+    }
     malloc_trim(0);
     *out = s;
     return KN_OK;
