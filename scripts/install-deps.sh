@@ -12,7 +12,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 python3-numpy python3-torch python3-torchvision python3-pil
-  awscli python3-boto3 wrk
+  awscli python3-boto3 wrk chromium
 )
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build-only" ]; then

@@ -58,6 +58,12 @@ static const kn_api_route routes[] = {
      "/kennel/endpoints/{EndpointName}/metrics", NULL, "sagemaker:DescribeEndpoint",
      kn_api__endpoint_metrics},
     {KN_PROTO_KENNEL, NULL, "Metrics", NULL, "GET", "/metrics", NULL, NULL, kn_api__prometheus},
+    {KN_PROTO_KENNEL, NULL, "InstanceTypes", NULL, "GET", "/kennel/instance-types", NULL, NULL,
+     kn_api__instance_types},
+    /* the web console's files: public, no data in them (see console.c) */
+    {KN_PROTO_KENNEL, NULL, "Console", NULL, "GET", "/console/", NULL, NULL, kn_api__console},
+    {KN_PROTO_KENNEL, NULL, "Console", NULL, "GET", "/console/{File}", NULL, NULL,
+     kn_api__console},
 };
 
 const kn_api_route *kn_api__routes(size_t *n)

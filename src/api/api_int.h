@@ -136,6 +136,10 @@ kn_status kn_smr__invoke_endpoint(kn_api_call *c);
 kn_status kn_api__health(kn_api_call *c);
 kn_status kn_api__endpoint_metrics(kn_api_call *c);
 kn_status kn_api__prometheus(kn_api_call *c);
+kn_status kn_api__instance_types(kn_api_call *c);
+/* console.c: the web console's embedded files */
+kn_status kn_api__console(kn_api_call *c);
+const unsigned char *kn_api__console_asset(const char *name, size_t *size, const char **type);
 
 /* ------------------------------------------------------- validation */
 

@@ -19,10 +19,12 @@
 
 kn_status kn_api__health(kn_api_call *c)
 {
-    c->output = json_pack("{s:s, s:s, s:f, s:f}", "status", "ok", "data_dir",
+    c->output = json_pack("{s:s, s:s, s:f, s:f, s:s, s:s}", "status", "ok", "data_dir",
                           kn_platform_data_dir(c->api->platform), "clock",
                           kn_clock_wall(c->api->clock), "clock_rate",
-                          kn_clock_rate(c->api->clock));
+                          kn_clock_rate(c->api->clock), "region",
+                          kn_registry_region(c->api->registry), "account",
+                          kn_registry_account(c->api->registry));
     return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
 }
 
@@ -93,4 +95,19 @@ kn_status kn_api__prometheus(kn_api_call *c)
     snprintf(r->content_type, sizeof r->content_type, "text/plain; version=0.0.4");
     c->raw_response = true;
     return KN_OK;
+}
+
+/* The instance-type table (vCPU, memory, hourly price): what the console
+ * and `kennel endpoints` use to show what a deployment would cost on AWS. */
+kn_status kn_api__instance_types(kn_api_call *c)
+{
+    size_t n;
+    const kn_instance_type *t = kn_instance_types(&n);
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, json_pack("{s:s, s:i, s:i, s:f}", "InstanceType", t[i].name,
+                                               "VCpu", t[i].vcpu, "MemoryMiB", t[i].memory_mib,
+                                               "UsdPerHour", t[i].usd_per_hour));
+    c->output = json_pack("{s:o}", "InstanceTypes", items);
+    return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
 }

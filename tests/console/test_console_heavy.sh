@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The web console in a real browser: headless Debian Chromium driven by
+# playwright-core (npm, installed by the build into build/console), against
+# a kennel server on a free loopback port with the accelerated clock.
+# console_e2e.cjs does the checks; this script sets the stage:
+#  - a random-init resnet18 endpoint "dogs" (1 instance) with a
+#    target-tracking policy (1..3 instances, target 5 invocations per
+#    instance-minute) and a second endpoint "cats";
+#  - a JPEG for the load the browser test drives;
+# and afterwards checks that the screenshots were written.
+# Screenshots: $KN_BUILD_DIR/console-artifacts/*.png.
+set -u
+kennel=${KN_BIN:?KN_BIN not set}
+build=${KN_BUILD_DIR:?KN_BUILD_DIR not set}
+src=${KN_SOURCE_DIR:?KN_SOURCE_DIR not set}
+chromium=/usr/bin/chromium
+if [ ! -x "$chromium" ]; then
+  echo "skip: $chromium (Debian chromium) is not installed"
+  exit 77
+fi
+if [ ! -d "$build/console/node_modules/playwright-core" ]; then
+  echo "skip: playwright-core is not installed in $build/console (the build installs it with npm)"
+  exit 77
+fi
+if ! command -v node > /dev/null; then
+  echo "skip: node is not installed"
+  exit 77
+fi
+if ! /usr/bin/python3 -c 'import PIL' 2>/dev/null; then
+  echo "skip: /usr/bin/python3 has no PIL (python3-pil) to make a JPEG"
+  exit 77
+fi
+tmp=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+export AWS_ACCESS_KEY_ID=AKIDCONSOLETEST00001 AWS_SECRET_ACCESS_KEY=console/secret/for/the/e2e/test/0001
+export KENNEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID KENNEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+
+"$kennel" model package --arch resnet18 --init random --classes 4 --seed 5 --out "$tmp/pkg" \
+  > /dev/null || { echo "FAIL: model package"; exit 1; }
+/usr/bin/python3 -c "
+from PIL import Image
+Image.new('RGB', (64, 48), (200, 120, 40)).save('$tmp/x.jpg', quality=90)"
+
+"$kennel" server --data-dir "$tmp/data" --port 0 --ready-file "$tmp/ready" --clock-rate 60 \
+  > "$tmp/server.out" 2> "$tmp/server.err" &
+server_pid=$!
+for _ in $(seq 1 200); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
+[ -s "$tmp/ready" ] || { echo "FAIL: server did not start"; cat "$tmp/server.err"; exit 1; }
+export KENNEL_ENDPOINT="http://$(cat "$tmp/ready")"
+
+"$kennel" deploy --model "$tmp/pkg" --name dogs --instances 1 --instance-type ml.m5.large \
+  --wait > "$tmp/deploy.out" 2>&1 || { echo "FAIL: deploy dogs"; cat "$tmp/deploy.out"; exit 1; }
+"$kennel" deploy --model "$tmp/pkg" --name cats --instances 1 --instance-type ml.t2.medium \
+  --wait > "$tmp/deploy2.out" 2>&1 || { echo "FAIL: deploy cats"; cat "$tmp/deploy2.out"; exit 1; }
+"$kennel" autoscale dogs --min 1 --max 3 --target 5 --scale-in-cooldown 300 \
+  --scale-out-cooldown 30 > "$tmp/as.out" 2>&1 || { echo "FAIL: autoscale"; cat "$tmp/as.out"; exit 1; }
+
+mkdir -p "$build/console-artifacts"
+KN_URL="$KENNEL_ENDPOINT" KN_SERVER_PID=$server_pid KN_JPEG="$tmp/x.jpg" \
+  KN_ARTIFACTS="$build/console-artifacts" KN_CHROMIUM=$chromium \
+  NODE_PATH="$build/console/node_modules" node "$src/tests/console/console_e2e.cjs"
+exit $?  # (the browser test stops the server itself for the banner check)
