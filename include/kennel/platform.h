@@ -505,6 +505,168 @@ KN_API const char *kn_platform_artifacts_dir(const kn_platform *p);
 KN_API kn_status kn_platform_resolve_model_data(const kn_platform *p, const char *url,
                                                 char *out, size_t n, kn_err *e);
 
+/* ------------------------------------------------------------------- IAM
+ *
+ * Identities and the audit log, in tables of kennel.db reached through a
+ * connection of their own (iam_db.c, audit_db.c): the account's users and
+ * their access keys, roles with trust policies, managed policies (versions,
+ * attachments), inline policies of users and roles, STS sessions, and the
+ * audit log of every API call.
+ *
+ * Secrets at rest: SigV4 verification needs the secret itself (the server
+ * recomputes the HMAC), so a hash cannot work. Secret access keys and
+ * session secrets are stored encrypted with AES-256-GCM under a key kept in
+ * <data-dir>/iam.key (mode 0600, created on first open). Whoever can read
+ * both kennel.db and iam.key has every secret; protect the data dir.
+ * Session tokens are stored as SHA-256 digests.
+ *
+ * Times here are real (calendar) time, not the daemon's clock: signatures
+ * and session expiries are made with the clients' calendar.
+ *
+ * Messages in kn_err use IAM's wording ("The role with name X cannot be
+ * found."); KN_EXISTS (EntityAlreadyExists), KN_NOT_FOUND (NoSuchEntity),
+ * KN_RESOURCE_IN_USE (DeleteConflict), KN_BAD_FORMAT (MalformedPolicyDocument)
+ * and KN_RESOURCE_LIMIT (LimitExceeded) are the statuses the API maps. All
+ * calls are thread-safe. */
+typedef struct kn_iam kn_iam;
+
+#define KN_IAM_ADMIN_POLICY_ARN "arn:aws:iam::aws:policy/AdministratorAccess"
+#define KN_IAM_CREDENTIALS_FILE "admin-credentials"
+
+/* Opens the IAM tables of p's data directory (creating them and iam.key if
+ * missing). Free with kn_iam_close (NULL ok) before kn_platform_close. */
+KN_API kn_status kn_iam_open(kn_platform *p, kn_iam **out, kn_err *e);
+KN_API void kn_iam_close(kn_iam *iam);
+KN_API const char *kn_iam_account(const kn_iam *iam);
+KN_API const char *kn_iam_region(const kn_iam *iam);
+/* Bumped by every change of identities or policies (caches compare it). */
+KN_API uint64_t kn_iam_generation(const kn_iam *iam);
+
+/* First start: when the account has no user yet, creates user "admin" with
+ * AdministratorAccess attached and an access key — access_key/secret when
+ * both are given (KENNEL_ROOT_ACCESS_KEY_ID / _SECRET_ACCESS_KEY), else a
+ * random one — and writes it in AWS credentials-file format ([default]) to
+ * <data-dir>/admin-credentials, mode 0600. *created says whether this
+ * happened; path receives the file's path either way. */
+KN_API kn_status kn_iam_bootstrap(kn_iam *iam, const char *access_key, const char *secret,
+                                  bool *created, char *path, size_t path_n, kn_err *e);
+
+/* Who an access key belongs to (kn_iam_lookup_key). */
+typedef enum kn_iam_kind { KN_IAM_USER, KN_IAM_SESSION } kn_iam_kind;
+typedef struct kn_iam_identity {
+    kn_iam_kind kind;
+    char access_key[32];
+    char secret[64];
+    char arn[600];          /* user ARN, or arn:aws:sts::<acct>:assumed-role/<role>/<session> */
+    char user_id[160];      /* AIDA... for a user; AROA...:<session> for a session */
+    char name[130];         /* user name, or role name for a session */
+    char role_arn[600];     /* sessions: the role's ARN (with its path) */
+    char token_sha256[65];  /* sessions: hex SHA-256 of the session token */
+    double expiration;      /* sessions: epoch seconds; users: 0 */
+} kn_iam_identity;
+
+/* KN_NOT_FOUND for an unknown or inactive key (expired sessions are
+ * returned: the caller says ExpiredToken). */
+KN_API kn_status kn_iam_lookup_key(kn_iam *iam, const char *access_key, kn_iam_identity *out,
+                                   kn_err *e);
+/* The identity policy documents that apply to an identity: inline ones and
+ * the default versions of attached managed ones (for a session, its
+ * role's). *docs is a malloc'ed array of malloc'ed strings, *names their
+ * names ("inline:<name>" or the policy ARN); free with kn_iam_strings_free. */
+KN_API kn_status kn_iam_identity_policies(kn_iam *iam, const kn_iam_identity *id, char ***docs,
+                                          char ***names, size_t *n, kn_err *e);
+KN_API void kn_iam_strings_free(char **v, size_t n);
+
+/* Users and access keys. Records are plain text (JSON objects with IAM's
+ * member names: UserName, UserId, Arn, Path, CreateDate, ...), malloc'ed;
+ * the API turns them into XML. */
+KN_API kn_status kn_iam_user_create(kn_iam *iam, const char *name, const char *path,
+                                    char **json, kn_err *e);
+KN_API kn_status kn_iam_access_key_create(kn_iam *iam, const char *user, const char *access_key,
+                                          const char *secret, char **json, kn_err *e);
+KN_API kn_status kn_iam_access_key_delete(kn_iam *iam, const char *user, const char *access_key,
+                                          kn_err *e);
+KN_API kn_status kn_iam_access_key_list(kn_iam *iam, const char *user, char **json, kn_err *e);
+
+/* Roles. trust is the AssumeRolePolicyDocument (checked by the caller). */
+KN_API kn_status kn_iam_role_create(kn_iam *iam, const char *name, const char *path,
+                                    const char *trust, const char *description,
+                                    int max_session_s, char **json, kn_err *e);
+KN_API kn_status kn_iam_role_get(kn_iam *iam, const char *name, char **json, kn_err *e);
+/* KN_RESOURCE_IN_USE while policies are attached or inline. */
+KN_API kn_status kn_iam_role_delete(kn_iam *iam, const char *name, kn_err *e);
+/* The role named by an ARN (path ignored: names are unique), as JSON. */
+KN_API kn_status kn_iam_role_by_arn(kn_iam *iam, const char *arn, char **json, kn_err *e);
+
+/* Inline policies; kind "user" or "role". */
+KN_API kn_status kn_iam_inline_put(kn_iam *iam, const char *kind, const char *owner,
+                                   const char *policy_name, const char *doc, kn_err *e);
+KN_API kn_status kn_iam_inline_get(kn_iam *iam, const char *kind, const char *owner,
+                                   const char *policy_name, char **doc, kn_err *e);
+KN_API kn_status kn_iam_inline_delete(kn_iam *iam, const char *kind, const char *owner,
+                                      const char *policy_name, kn_err *e);
+/* Managed policies: version v1 is the default; attach/detach by ARN. */
+KN_API kn_status kn_iam_policy_create(kn_iam *iam, const char *name, const char *path,
+                                      const char *doc, const char *description, char **json,
+                                      kn_err *e);
+KN_API kn_status kn_iam_policy_attach(kn_iam *iam, const char *kind, const char *owner,
+                                      const char *policy_arn, kn_err *e);
+KN_API kn_status kn_iam_policy_detach(kn_iam *iam, const char *kind, const char *owner,
+                                      const char *policy_arn, kn_err *e);
+
+/* Temporary credentials of an STS session for a role. */
+typedef struct kn_iam_credentials {
+    char access_key[32];    /* ASIA... */
+    char secret[64];
+    char session_token[160];
+    double expiration;      /* epoch seconds */
+    char session_arn[600];  /* arn:aws:sts::<acct>:assumed-role/<role>/<session> */
+    char assumed_role_id[200]; /* AROA...:<session> */
+} kn_iam_credentials;
+
+/* Mints a session for role_arn (its trust policy is the caller's to check,
+ * as the STS API does). duration_s in [900, the role's MaxSessionDuration].
+ * KN_NOT_FOUND for an unknown role. */
+KN_API kn_status kn_iam_session_create(kn_iam *iam, const char *role_arn,
+                                       const char *session_name, int duration_s,
+                                       kn_iam_credentials *out, kn_err *e);
+
+/* Execution roles: temporary credentials for a service (a function,
+ * "lambda.amazonaws.com") to act as role_arn. The role's trust policy must
+ * allow sts:AssumeRole by that service principal (KN_ACCESS... returns
+ * KN_INVALID with the reason otherwise). Sessions last duration_s (0 =
+ * 3600); refresh by calling again before `expiration`. */
+KN_API kn_status kn_iam_execution_credentials(kn_iam *iam, const char *role_arn,
+                                              const char *service, const char *session_name,
+                                              int duration_s, kn_iam_credentials *out,
+                                              kn_err *e);
+
+/* ---- audit log ---- */
+typedef struct kn_audit_rec {
+    double time;            /* epoch seconds */
+    const char *principal;  /* ARN, "" when unauthenticated */
+    const char *action;     /* "sagemaker:InvokeEndpoint" or the operation */
+    const char *resource;
+    const char *source;     /* client address */
+    const char *decision;   /* Allow, ImplicitDeny, ExplicitDeny, AuthFailure, ... */
+    const char *statement;  /* "<policy>#<index>[/<Sid>]", "" */
+    const char *request_id;
+    const char *error_code; /* "" on success */
+} kn_audit_rec;
+KN_API kn_status kn_iam_audit_add(kn_iam *iam, const kn_audit_rec *r, kn_err *e);
+
+typedef struct kn_audit_query {
+    double since;           /* 0 = all */
+    const char *principal;  /* substring, NULL = all */
+    const char *action;     /* exact (case-insensitive), NULL = all */
+    int limit;              /* 0 = 1000 */
+} kn_audit_query;
+typedef kn_status (*kn_audit_fn)(const kn_audit_rec *r, void *ctx);
+/* Reads the audit log of a data directory (read-only; the daemon may be
+ * running), oldest first. */
+KN_API kn_status kn_audit_read(const char *data_dir, const kn_audit_query *q, kn_audit_fn fn,
+                               void *ctx, kn_err *e);
+
 #ifdef __cplusplus
 }
 #endif
