@@ -62,6 +62,9 @@ fi
 step "4/5 kennel server: deploy the trained package to endpoint cats-ep, invoke it, autoscale it"
 "$kennel" server --data-dir "$tmp/server" --port 0 --ready-file "$tmp/ready" > "$tmp/server.log" 2>&1 &
 server_pid=$!
+# the client commands sign with the administrator key the daemon writes on first start
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+export KENNEL_DATA_DIR="$tmp/server"
 trap 'kill "$server_pid" 2> /dev/null; wait "$server_pid" 2> /dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.1; done
 [ -s "$tmp/ready" ] || { echo "the server did not start:"; cat "$tmp/server.log"; exit 1; }

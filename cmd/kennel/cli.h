@@ -17,5 +17,16 @@ int kn_cli_autoscale(int argc, char **argv);
 int kn_cli_activities(int argc, char **argv);
 int kn_cli_metrics(int argc, char **argv);
 int kn_cli_iam(int argc, char **argv);
+int kn_cli_audit(int argc, char **argv);
+
+#include <stdbool.h>
+#include <stddef.h>
+/* SigV4-signs a request of the client commands (sign.c): writes the
+ * headers to add ("Host: ...", "X-Amz-Date: ...", "Authorization: ...") to
+ * out (at most 4); *n_out = 0 when no credentials are configured. False
+ * after printing why the request cannot be signed. */
+bool kn_cli_sign(const char *base_url, const char *method, const char *path,
+                 const char *const *headers, const void *body, size_t len, char out[][2200],
+                 int *n_out);
 
 #endif

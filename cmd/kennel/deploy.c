@@ -4,8 +4,8 @@
  * runtime's POST /endpoints/NAME/invocations) over libcurl to the daemon
  * named by --endpoint-url or $KENNEL_ENDPOINT (default
  * http://127.0.0.1:8080), and prints the answer for a person (or as JSON
- * with --json). Requests are not signed yet: the daemon does not verify
- * signatures until IAM lands. Exit codes: 0 ok, 1 the daemon refused or
+ * with --json). Requests are signed with SigV4 (sign.c says where the
+ * credentials come from). Exit codes: 0 ok, 1 the daemon refused or
  * could not be reached (its AWS error is printed), 2 bad usage. */
 #include "cli.h"
 
@@ -110,6 +110,14 @@ static bool http(client *c, const char *method, const char *path, const char *co
     for (const char *const *h = headers; h && *h; h++)
         hd = curl_slist_append(hd, *h);
     hd = curl_slist_append(hd, "Expect:");
+    static char sig[4][2200];
+    int n_sig = 0;
+    if (!kn_cli_sign(c->base, method, path, headers, body, len, sig, &n_sig)) {
+        curl_slist_free_all(hd);
+        return false;
+    }
+    for (int i = 0; i < n_sig; i++)
+        hd = curl_slist_append(hd, sig[i]);
     curl_easy_setopt(c->h, CURLOPT_URL, url);
     curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
     if (body) {

@@ -42,7 +42,15 @@ static void usage(FILE *f)
             "  --startup-timeout S   seconds an instance has to answer /ping (default 240)\n"
             "  --health-interval-ms N  ping ready instances every N ms; 3 failures replace\n"
             "                        one (default 5000, 0 = never)\n"
-            "  --verbose             log every request\n");
+            "  --insecure-no-auth    accept every request unsigned and unchecked (local\n"
+            "                        experiments only; prints a warning)\n"
+            "  --verbose             log every request\n"
+            "\n"
+            "Every API request must be signed (SigV4) with a key of the daemon's IAM and be\n"
+            "allowed by its policies. On first start the daemon creates user admin with\n"
+            "AdministratorAccess and writes its key to DIR/admin-credentials (mode 0600);\n"
+            "with KENNEL_ROOT_ACCESS_KEY_ID and KENNEL_ROOT_SECRET_ACCESS_KEY set, that key\n"
+            "is used instead of a random one.\n");
 }
 
 static bool parse_long(const char *s, long lo, long hi, long *out)
@@ -75,7 +83,17 @@ static bool write_ready(const char *path, const char *addr, int port)
 
 int kn_cli_server(int argc, char **argv)
 {
-    enum { O_DATA = 256, O_LISTEN, O_PORT, O_READY, O_RATE, O_STARTUP, O_HEALTH, O_VERBOSE };
+    enum {
+        O_DATA = 256,
+        O_LISTEN,
+        O_PORT,
+        O_READY,
+        O_RATE,
+        O_STARTUP,
+        O_HEALTH,
+        O_VERBOSE,
+        O_NO_AUTH
+    };
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, O_DATA},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -85,6 +103,7 @@ int kn_cli_server(int argc, char **argv)
         {"startup-timeout", required_argument, NULL, O_STARTUP},
         {"health-interval-ms", required_argument, NULL, O_HEALTH},
         {"verbose", no_argument, NULL, O_VERBOSE},
+        {"insecure-no-auth", no_argument, NULL, O_NO_AUTH},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -93,6 +112,7 @@ int kn_cli_server(int argc, char **argv)
     kn_fleet_params fp = kn_fleet_default_params();
     hp.port = 8080;
     const char *ready_file = NULL;
+    bool no_auth = false;
     long v;
     optind = 1;
     int c;
@@ -144,6 +164,9 @@ int kn_cli_server(int argc, char **argv)
         case O_VERBOSE:
             kn_log_set_level(KN_LOG_DEBUG);
             break;
+        case O_NO_AUTH:
+            no_auth = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -180,12 +203,38 @@ int kn_cli_server(int argc, char **argv)
     kn_fleet *fleet = NULL;
     kn_api *api = NULL;
     kn_api_http *http = NULL;
-    if (kn_platform_open(&pp, &p, &e) || kn_fleet_start(p, &fp, &fleet, &e)) {
+    kn_iam *iam = NULL;
+    if (no_auth)
+        fprintf(stderr, "kennel server: WARNING: --insecure-no-auth: requests are neither "
+                        "authenticated nor authorized; anyone who can reach the port controls "
+                        "this daemon\n");
+    if (kn_platform_open(&pp, &p, &e)) {
+        fprintf(stderr, "kennel server: %s\n", e.msg);
+        goto out;
+    }
+    if (!no_auth) {
+        bool created = false;
+        char cred[PATH_MAX + 64];
+        if (kn_iam_open(p, &iam, &e) ||
+            kn_iam_bootstrap(iam, getenv("KENNEL_ROOT_ACCESS_KEY_ID"),
+                             getenv("KENNEL_ROOT_SECRET_ACCESS_KEY"), &created, cred,
+                             sizeof cred, &e)) {
+            fprintf(stderr, "kennel server: %s\n", e.msg);
+            goto out;
+        }
+        if (created)
+            fprintf(stderr,
+                    "kennel server: created IAM user admin (AdministratorAccess); its access "
+                    "key is in %s (mode 0600)\n",
+                    cred);
+    }
+    if (kn_fleet_start(p, &fp, &fleet, &e)) {
         fprintf(stderr, "kennel server: %s\n", e.msg);
         goto out;
     }
     kn_api_params ap = kn_api_default_params();
     ap.fleet = fleet;
+    ap.iam = iam;
     if (kn_api_new(p, &ap, &api, &e) || kn_api_http_start(api, &hp, &http, &e)) {
         fprintf(stderr, "kennel server: %s\n", e.msg);
         goto out;
@@ -210,6 +259,7 @@ out:
     kn_api_http_stop(http);
     kn_fleet_stop(fleet);
     kn_api_free(api);
+    kn_iam_close(iam);
     kn_platform_close(p);
     return rc;
 }

@@ -32,6 +32,9 @@ typedef struct kn_api kn_api;
 typedef struct kn_api_params {
     size_t max_body;        /* default KN_API_MAX_BODY */
     kn_fleet *fleet;        /* runs endpoints; NULL = endpoint operations are unavailable */
+    kn_iam *iam;            /* identities: every call is SigV4-verified and authorized
+                             * against IAM policies, and audited; NULL = no
+                             * authentication at all (--insecure-no-auth) */
 } kn_api_params;
 KN_API kn_api_params kn_api_default_params(void);
 
@@ -55,6 +58,7 @@ typedef struct kn_api_request {
     const uint8_t *body;
     size_t body_len;
     bool body_too_large;    /* the front door stopped reading: answer 413 */
+    const char *source;     /* client address ("127.0.0.1"), NULL if unknown */
 } kn_api_request;
 
 #define KN_API_MAX_RESP_HEADERS 8

@@ -24,7 +24,9 @@
  * values are percent-decoded ('+' stays a plus) and re-encoded with the
  * unreserved set, and sorted by encoded key, then value; repeated header
  * names join their values with ','; signed header values are trimmed with
- * inner runs of spaces and tabs collapsed; and the
+ * inner runs of whitespace collapsed (space, \t \n \v \f \r and \x1c-\x1f,
+ * as botocore's str.split()); an empty query pair ("a&&b") is signed as
+ * "=", as botocore does; and the
  * payload hash is X-Amz-Content-SHA256 when present, else the body's SHA-256.
  * A declared hash must also be the body's (UNSIGNED-PAYLOAD excepted).
  *

@@ -14,6 +14,8 @@ struct kn_api {
     kn_clock *clock;
     kn_fleet *fleet;          /* NULL: endpoint operations answer ServiceUnavailable */
     size_t max_body;
+    kn_iam *iam;              /* NULL: no authentication (--insecure-no-auth, tests) */
+    struct kn_api_authz *authz; /* identity cache (authz.c) */
 };
 
 /* ------------------------------------------------------------- SigV4 */
@@ -105,7 +107,34 @@ struct kn_api_call {
     int err_http;                /* HTTP status instead of kn_status_http(err.code) */
     json_t *err_extra;           /* more members for a JSON error body (owned) */
     bool raw_response;           /* REST handlers that filled resp themselves */
+    const kn_iam_identity *caller; /* the authenticated caller (secret wiped); NULL
+                                    * without authentication */
 };
+
+/* --------------------------------------------------- authorization (authz.c) */
+
+typedef struct kn_api_authz kn_api_authz;
+kn_status kn_api__authz_new(kn_api_authz **out);
+void kn_api__authz_free(kn_api_authz *z);
+
+/* What the front door decided about a call, for the audit log. */
+typedef struct kn_authz_result {
+    bool authenticated;
+    char principal[600];
+    char action[128];
+    char resource[1100];
+    char decision[24];      /* Allow, ImplicitDeny, ExplicitDeny, AuthFailure, Error */
+    char statement[300];    /* "<policy>#<index>[/<Sid>]" */
+    kn_iam_identity caller; /* secret wiped */
+} kn_authz_result;
+
+/* Verifies the call's SigV4 signature and evaluates its route's IAM action
+ * (and iam:PassRole for a role handed over). On failure the call's err,
+ * err_code and err_http are set in the protocol's AWS shape. Sets
+ * c->caller on success. */
+kn_status kn_api__authorize(kn_api_call *c, kn_authz_result *res);
+/* Writes the call's audit row (no-op without IAM). */
+void kn_api__audit(kn_api_call *c, const kn_authz_result *res);
 
 /* SageMaker control plane (sagemaker.c). */
 kn_status kn_sm__create_model(kn_api_call *c);

@@ -27,6 +27,9 @@ struct kn_api_http {
 typedef struct req_ctx {
     kn_buf body;
     bool too_large;
+    bool started;
+    char *raw_query;  /* the query exactly as sent (NULL if none): the signature
+                       * covers it, empty pairs included */
 } req_ctx;
 
 kn_api_http_params kn_api_http_default_params(void)
@@ -106,10 +109,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     kn_api_http *h = cls;
     req_ctx *ctx = *con_cls;
-    if (!ctx) {
-        ctx = calloc(1, sizeof *ctx);
-        if (!ctx)
-            return MHD_NO;
+    if (!ctx)
+        return MHD_NO;
+    if (!ctx->started) {
+        ctx->started = true;
         kn_buf_init(&ctx->body, h->api->max_body);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -132,14 +135,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, hl);
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, hl);
+    char source[INET6_ADDRSTRLEN] = "";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, source, sizeof source);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, source,
+                      sizeof source);
+    }
     kn_api_request req = {.method = method,
                           .path = url,
-                          .query = hl->qlen ? hl->query : NULL,
+                          .query = ctx->raw_query ? ctx->raw_query : hl->qlen ? hl->query : NULL,
                           .headers = hl->h,
                           .n_headers = hl->n,
                           .body = ctx->body.data,
                           .body_len = ctx->body.len,
-                          .body_too_large = ctx->too_large};
+                          .body_too_large = ctx->too_large,
+                          .source = source[0] ? source : NULL};
     kn_api_response resp;
     kn_api_response_init(&resp);
     kn_api_handle(h->api, &req, &resp);
@@ -158,9 +173,24 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_ctx *ctx = *con_cls;
     if (ctx) {
         kn_buf_deinit(&ctx->body);
+        free(ctx->raw_query);
         free(ctx);
         *con_cls = NULL;
     }
+}
+
+/* Called with the request line's URI before libmicrohttpd parses it: the
+ * context of the request starts here, keeping the raw query. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls, (void)conn;
+    req_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    if (q && q[1] && strlen(q + 1) < 65536)
+        ctx->raw_query = strdup(q + 1);
+    return ctx;
 }
 
 kn_status kn_api_http_start(kn_api *a, const kn_api_http_params *p, kn_api_http **out,
@@ -185,7 +215,8 @@ kn_status kn_api_http_start(kn_api *a, const kn_api_http_params *p, kn_api_http 
         0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(d.max_connections ? d.max_connections : 256),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(d.idle_timeout_s ? d.idle_timeout_s : 120),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
         h, MHD_OPTION_END);
     if (!h->d) {
         free(h);

@@ -471,8 +471,23 @@ static bool list_has_resource(const kn_policy *p, const strlist *l, const char *
     return false;
 }
 
+/* True when `want` is the ARN of the role named role[0..rlen) in account
+ * acct, whatever its path: "arn:aws:iam::<acct>:role/<path/>name". A
+ * session ARN (arn:aws:sts::<acct>:assumed-role/<name>/<session>) carries
+ * the role's name without its path, and names are unique in an account. */
+static bool role_arn_names(const char *want, const char *acct, const char *role, size_t rlen)
+{
+    char prefix[64];
+    int w = snprintf(prefix, sizeof prefix, "arn:aws:iam::%s:role/", acct);
+    if (w < 0 || (size_t)w >= sizeof prefix || strncmp(want, prefix, (size_t)w) != 0)
+        return false;
+    const char *name = strrchr(want + w, '/');
+    name = name ? name + 1 : want + w;
+    return strlen(name) == rlen && rlen > 0 && !strncmp(name, role, rlen);
+}
+
 /* "123456789012" or ...:root names the whole account; an assumed-role
- * session is also its role. */
+ * session is also its role (with or without a path). */
 static bool principal_is(const char *want, const char *who)
 {
     if (!who)
@@ -499,13 +514,9 @@ static bool principal_is(const char *want, const char *who)
     if (!strcmp(want, root))
         return true;
     const char *ar = strstr(p, ":assumed-role/");
-    if (ar) {
+    if (ar && !strncmp(who, "arn:aws:sts::", 13)) {
         const char *role = ar + 14;
-        size_t rlen = strcspn(role, "/");
-        char as_role[512];
-        int w = snprintf(as_role, sizeof as_role, "arn:aws:iam::%s:role/%.*s", acct, (int)rlen,
-                         role);
-        if (w > 0 && (size_t)w < sizeof as_role && !strcmp(want, as_role))
+        if (role_arn_names(want, acct, role, strcspn(role, "/")))
             return true;
     }
     return false;
@@ -566,10 +577,15 @@ static bool not_principal_excludes(const stmt *s, const kn_policy_request *r)
         return false;
     const char *ar = strstr(p, ":assumed-role/");
     if (ar) {
+        /* the session's role must be listed too, under any path */
         const char *role = ar + 14;
-        int w = snprintf(id, sizeof id, "arn:aws:iam::%.*s:role/%.*s", (int)alen, p,
-                         (int)strcspn(role, "/"), role);
-        if (w < 0 || (size_t)w >= sizeof id || !aws_listed(s, id))
+        char acct[33];
+        snprintf(acct, sizeof acct, "%.*s", (int)alen, p);
+        bool listed = false;
+        for (int i = 0; i < s->principal_aws.n && !listed; i++)
+            listed = !strcmp(s->principal_aws.v[i], "*") ||
+                     role_arn_names(s->principal_aws.v[i], acct, role, strcspn(role, "/"));
+        if (!listed)
             return false;
     }
     return true;

@@ -185,7 +185,9 @@ static kn_status query_parse(const char *raw, query *q, kn_auth_fail *fail, kn_e
     while (*s) {
         const char *amp = strchr(s, '&');
         size_t n = amp ? (size_t)(amp - s) : strlen(s);
-        if (n) {
+        /* An empty pair ("a&&b", a trailing '&') is signed by botocore as
+         * an empty key with an empty value: "=". */
+        {
             if (q->n == MAX_QUERY_PARAMS) {
                 query_free(q);
                 return failf(fail, KN_AUTH_INCOMPLETE, e, "query string: %s",
@@ -529,6 +531,13 @@ out:
 
 /* ---- canonical request --------------------------------------------------- */
 
+/* Whitespace as botocore trims and collapses header values (Python's
+ * str.split(): space, \t \n \v \f \r and the separators \x1c-\x1f). */
+static bool blank(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
 /* Appends "name:value\n" for one signed header: every value of that name,
  * trimmed, inner whitespace runs collapsed, joined by ','. */
 static kn_status canon_header(kn_buf *b, const kn_auth_request *r, const char *name, size_t nlen,
@@ -548,11 +557,11 @@ static kn_status canon_header(kn_buf *b, const kn_auth_request *r, const char *n
             rc = kn_buf_append(b, ",", 1);
         first = false;
         const char *v = r->headers[i].value ? r->headers[i].value : "";
-        while (*v == ' ' || *v == '\t')
+        while (blank(*v))
             v++;
         bool space = false;
         for (; *v && !rc; v++) {
-            if (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n') {
+            if (blank(*v)) {
                 space = true;
                 continue;
             }

@@ -68,7 +68,9 @@ def main():
         os.environ.pop(k, None)
     os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                       AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_PAGER="", AWS_MAX_ATTEMPTS="1",
-                      AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+                      AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                      KENNEL_ROOT_ACCESS_KEY_ID="AKIDEXAMPLE",
+                      KENNEL_ROOT_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
     tmp = tempfile.TemporaryDirectory()
     d = tmp.name
     subprocess.run([KN, "model", "package", "--arch", "resnet18", "--init", "random",
@@ -299,7 +301,15 @@ def run(d, port, restart, boto3, bconfig, ClientError):
     # each decision against the per-minute series the daemon recorded: an
     # activity at the end of minute M needs minutes M-2..M above the target
     # (scale-out) or M-14..M below 0.9 x target (scale-in; no datapoint = 0)
-    with urllib.request.urlopen(f"{url}/kennel/endpoints/dog-ep/metrics?minutes=600") as r:
+    # kennel's own metrics route is authorized as sagemaker:DescribeEndpoint: sign it
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    areq = AWSRequest(method="GET", url=f"{url}/kennel/endpoints/dog-ep/metrics?minutes=600")
+    SigV4Auth(Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]),
+              "sagemaker", "us-east-1").add_auth(areq)
+    with urllib.request.urlopen(urllib.request.Request(areq.url,
+                                                       headers=dict(areq.headers.items()))) as r:
         series = json.load(r)["Variants"]["AllTraffic"]
     per_min = {p["Minute"] // 60: p["InvocationsPerInstance"] for p in series}
     check("metrics recorded", sum(p["Invocations"] for p in series) > 0 and

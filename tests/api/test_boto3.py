@@ -62,7 +62,10 @@ def main():
         return 77
     for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         os.environ.pop(k, None)
-    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+                      # the daemon seeds its administrator with the clients' key
+                      KENNEL_ROOT_ACCESS_KEY_ID="AKIDEXAMPLE",
+                      KENNEL_ROOT_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 
     tmp = tempfile.TemporaryDirectory()
     d = tmp.name
@@ -116,12 +119,23 @@ def main():
     return 1 if failures else 0
 
 
-def raw(port, target, body, headers=None):
+def raw(port, target, body, headers=None, service="sagemaker", sign=True):
+    """POST / with a JSON 1.1 body, signed by botocore's SigV4Auth with the
+    administrator key (service names the credential scope) unless headers
+    bring their own Authorization or sign is False."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     h = {"Content-Type": "application/x-amz-json-1.1"}
     if target:
         h["X-Amz-Target"] = target
     h.update(headers or {})
+    if sign and "Authorization" not in h:
+        req = AWSRequest(method="POST", url=f"http://127.0.0.1:{port}/", data=body, headers=h)
+        SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+                  service, "us-east-1").add_auth(req)
+        h = dict(req.headers.items())
     c.request("POST", "/", body=body, headers=h)
     r = c.getresponse()
     data = r.read()
@@ -243,15 +257,21 @@ def run(d, port, jpeg, img_port, boto3, bconfig, ClientError, WaiterError):
     s, b = raw(port, "SageMaker.NoSuchThing", b"{}")
     check("unknown target", s == 400 and b.get("__type") == "UnknownOperationException", (s, b))
     s, b = raw(port, "SageMaker.DescribeEndpoint", b'{"EndpointName": "dog-ep"}',
-               {"Authorization": auth.format("lambda")})
+               service="lambda")
     check("wrong service scope", s == 403 and b.get("__type") == "InvalidSignatureException",
+          (s, b))
+    s, b = raw(port, "SageMaker.DescribeEndpoint", b'{"EndpointName": "dog-ep"}', sign=False)
+    check("unsigned request", s == 403 and
+          b.get("__type") == "MissingAuthenticationTokenException", (s, b))
+    s, b = raw(port, "SageMaker.DescribeEndpoint", b'{"EndpointName": "dog-ep"}',
+               {"Authorization": auth.format("sagemaker"), "X-Amz-Date": "20261125T000000Z"})
+    check("forged signature", s == 403 and b.get("__type") == "InvalidSignatureException",
           (s, b))
     s, b = raw(port, "SageMaker.DescribeEndpoint", b'{"EndpointName": "dog-ep"}',
                {"Authorization": "AWS4-HMAC-SHA256 Credential=x"})
     check("malformed Authorization", s == 400 and
           b.get("__type") == "IncompleteSignatureException", (s, b))
-    s, b = raw(port, "SageMaker.DescribeEndpoint", b'{"EndpointName": "dog-ep"}',
-               {"Authorization": auth.format("sagemaker")})
+    s, b = raw(port, "SageMaker.DescribeEndpoint", b'{"EndpointName": "dog-ep"}')
     check("signed request", s == 200 and b.get("EndpointStatus") == "InService", (s, b))
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     c.request("POST", "/endpoints/dog-ep/invocations", body=b"\0" * (6 * 1024 * 1024 + 1),

@@ -43,6 +43,10 @@ open('$tmp/web.port', 'w').write(str(s.server_address[1]))
 s.serve_forever()" &
 web_pid=$!
 
+# the daemon seeds its administrator with the key the client signs with
+export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+export KENNEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID KENNEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+unset AWS_SESSION_TOKEN
 "$kennel" server --data-dir "$tmp/data" --port 0 --ready-file "$tmp/ready" --clock-rate 60 \
   > /dev/null 2> "$tmp/server.err" &
 server_pid=$!
