@@ -157,7 +157,19 @@ async function noHorizontalOverflow(page) {
     check('the invocations chart shows the policy target', target === 5, String(target));
     await shot(page, 'endpoint');
 
-    // 4. a phone-sized viewport
+    // 4. markup in server data stays text: the failed endpoint's reason
+    // names a folder called <img src=x onerror=...>
+    await page.goto(URL_ + '/console/#/endpoint/broken');
+    const reason = await until('the FailureReason of endpoint broken', async () => {
+      const t = await page.textContent('#endpoint-head');
+      return /Failed/.test(t) && /FailureReason/.test(t) ? t : null;
+    }, 30000).catch((e) => String(e));
+    check('the failure reason shows the markup as text', reason.includes('<img src=x onerror=window.__xss=1>'), reason);
+    const injected = await page.evaluate(() => ({ imgs: document.querySelectorAll('main img').length, xss: window.__xss }));
+    check('markup in a resource is rendered inert', injected.imgs === 0 && injected.xss === undefined, JSON.stringify(injected));
+    await shot(page, 'endpoint-failed');
+
+    // 5. a phone-sized viewport
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
     const p2 = await phone.newPage();
     await signIn(p2, AKID, SECRET);
@@ -170,7 +182,12 @@ async function noHorizontalOverflow(page) {
     await shot(p2, 'endpoint-phone');
     await phone.close();
 
-    // 5. the server stops answering: a banner, and the page keeps its data
+    // 6. the server stops answering: a banner, and the page keeps its data
+    await page.goto(URL_ + '/console/#/endpoint/dogs');
+    await until('the dogs charts', async () => page.evaluate(() => {
+      const u = window.kennelConsole.charts.instances;
+      return u && u.data[0].length > 0;
+    }), 15000);
     // (the page stays where it is: its next poll finds the server gone)
     process.kill(Number(process.env.KN_SERVER_PID), 'SIGKILL');
     const banner = await until('the server-down banner', async () => {

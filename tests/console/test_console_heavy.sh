@@ -59,6 +59,12 @@ export KENNEL_ENDPOINT="http://$(cat "$tmp/ready")"
   --wait > "$tmp/deploy.out" 2>&1 || { echo "FAIL: deploy dogs"; cat "$tmp/deploy.out"; exit 1; }
 "$kennel" deploy --model "$tmp/pkg" --name cats --instances 1 --instance-type ml.t2.medium \
   --wait > "$tmp/deploy2.out" 2>&1 || { echo "FAIL: deploy cats"; cat "$tmp/deploy2.out"; exit 1; }
+# a package that does not load, in a folder whose name is markup: the
+# endpoint fails and its FailureReason (the loader's message, with the path)
+# carries the markup to the console, which must show it as text
+evil="$tmp/<img src=x onerror=window.__xss=1>"
+mkdir -p "$evil" && echo '{"arch": "resnet18", "num_classes": 3}' > "$evil/model.json"
+"$kennel" deploy --model "$evil" --name broken --instances 1 > "$tmp/deploy3.out" 2>&1
 "$kennel" autoscale dogs --min 1 --max 3 --target 5 --scale-in-cooldown 300 \
   --scale-out-cooldown 30 > "$tmp/as.out" 2>&1 || { echo "FAIL: autoscale"; cat "$tmp/as.out"; exit 1; }
 
