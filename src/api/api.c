@@ -135,6 +135,11 @@ static void add_header(kn_api_response *r, const char *name, const char *value)
     r->n_headers++;
 }
 
+void kn_api__add_header(kn_api_response *r, const char *name, const char *value)
+{
+    add_header(r, name, value);
+}
+
 const char *kn_api__header(const kn_api_request *req, const char *name)
 {
     for (size_t i = 0; i < req->n_headers; i++)

@@ -166,6 +166,8 @@ kn_status kn_api__health(kn_api_call *c);
 kn_status kn_api__endpoint_metrics(kn_api_call *c);
 kn_status kn_api__prometheus(kn_api_call *c);
 kn_status kn_api__instance_types(kn_api_call *c);
+/* Adds a response header (silently dropped beyond KN_API_MAX_RESP_HEADERS). */
+void kn_api__add_header(kn_api_response *r, const char *name, const char *value);
 /* console.c: the web console's embedded files */
 kn_status kn_api__console(kn_api_call *c);
 const unsigned char *kn_api__console_asset(const char *name, size_t *size, const char **type);

@@ -6,15 +6,6 @@
 #include "console_assets.h"
 #include <string.h>
 
-static void header(kn_api_response *r, const char *name, const char *value)
-{
-    if (r->n_headers >= KN_API_MAX_RESP_HEADERS)
-        return;
-    snprintf(r->headers[r->n_headers].name, sizeof r->headers[0].name, "%s", name);
-    snprintf(r->headers[r->n_headers].value, sizeof r->headers[0].value, "%s", value);
-    r->n_headers++;
-}
-
 const unsigned char *kn_api__console_asset(const char *name, size_t *size, const char **type)
 {
     for (const kn_console_asset *a = kn_console_assets; a->name; a++)
@@ -48,12 +39,12 @@ kn_status kn_api__console(kn_api_call *c)
     snprintf(r->content_type, sizeof r->content_type, "%s", type);
     /* scripts only from here, no inline script, no framing: a resource name
      * that smuggles markup in cannot run anything */
-    header(r, "Content-Security-Policy",
+    kn_api__add_header(r, "Content-Security-Policy",
            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'");
-    header(r, "X-Content-Type-Options", "nosniff");
-    header(r, "Referrer-Policy", "no-referrer");
-    header(r, "Cache-Control", "no-cache");
+    kn_api__add_header(r, "X-Content-Type-Options", "nosniff");
+    kn_api__add_header(r, "Referrer-Policy", "no-referrer");
+    kn_api__add_header(r, "Cache-Control", "no-cache");
     c->raw_response = true;
     return KN_OK;
 }
