@@ -135,6 +135,17 @@ KN_API kn_tune_ask kn_tuner_ask(kn_tuner *t, kn_tune_trial *out);
 /* A trial's final objective; ok = false for a failed trial (it counts
  * against the budget and is never promoted). Unknown ids are ignored. */
 KN_API void kn_tuner_tell(kn_tuner *t, int id, double objective, bool ok);
+/* Restores a trial the tuner did not hand out in this process:
+ *  - warm start (counts = false): a finished trial of a parent tuning job.
+ *    It informs the strategy (the Bayesian model sees it, Hyperband ranks
+ *    nothing against it) but spends no budget and is never promoted;
+ *  - resume (counts = true): one of this job's own trials after a restart,
+ *    restored in the order they were asked so ids match, with its state:
+ *    finished (ok or failed) or still running (a later tell ends it).
+ * Returns the id given to the trial, -1 on allocation failure. */
+typedef enum kn_tune_state { KN_TUNE_RUNNING, KN_TUNE_SUCCEEDED, KN_TUNE_FAILED } kn_tune_state;
+KN_API int kn_tuner_restore(kn_tuner *t, const kn_tune_trial *trial, kn_tune_state state,
+                            double objective, bool counts);
 /* The best finished trial so far (-1 if none) and its objective. */
 KN_API int kn_tuner_best(const kn_tuner *t, double *objective);
 /* Trials started so far (Hyperband promotions included). */

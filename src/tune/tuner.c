@@ -429,6 +429,38 @@ static rec *promotable(kn_tuner *t)
     return pick;
 }
 
+/* ---- restore (warm start, resume) ---------------------------------------- */
+
+int kn_tuner_restore(kn_tuner *t, const kn_tune_trial *trial, kn_tune_state state,
+                     double objective, bool counts)
+{
+    rec *r = push(t);
+    if (!r)
+        return -1;
+    int id = r->t.id;
+    r->t = *trial;
+    r->t.id = id;
+    if (counts) {
+        if (trial->continues >= 0 && trial->continues < id) {
+            t->tr[trial->continues].promoted = true;
+        } else {
+            t->configs++;
+            /* the draws this configuration took when it was asked, so a
+             * resumed Random search continues its sequence instead of
+             * repeating it */
+            for (int i = 0; i < t->s.n; i++)
+                kn_rng_uniform(&t->rng);
+        }
+    } else {
+        r->promoted = true; /* a parent's trial: never continued here */
+        r->t.rung = -1;
+        r->t.continues = -1;
+    }
+    if (state != KN_TUNE_RUNNING)
+        kn_tuner_tell(t, id, objective, state == KN_TUNE_SUCCEEDED);
+    return id;
+}
+
 /* ---- ask -------------------------------------------------------------------- */
 
 kn_tune_ask kn_tuner_ask(kn_tuner *t, kn_tune_trial *out)

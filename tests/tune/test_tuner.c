@@ -520,6 +520,72 @@ static void test_hyperband_rungs(void)
     kn_tune_space_deinit(&s);
 }
 
+/* A tuner rebuilt after a restart from the trials it had handed out
+ * continues where it was: the same next trial for Random, the budget
+ * counts the restored trials, a still-running trial ends with a tell, and
+ * warm-start trials inform Bayesian without spending budget. */
+static void test_restore(void)
+{
+    kn_tune_space s;
+    kn_err e = {0};
+    const char *ref = "{\"ContinuousParameterRanges\":[{\"Name\":\"lr\",\"MinValue\":"
+                      "\"0.001\",\"MaxValue\":\"0.1\"}],"
+                      "\"CategoricalParameterRanges\":[{\"Name\":\"bs\",\"Values\":"
+                      "[\"32\",\"64\",\"128\"]}]}";
+    KN_REQUIRE(parse(ref, &s, &e) == KN_OK);
+    kn_tuner_params p = kn_tuner_default_params();
+    p.strategy = KN_TUNE_RANDOM;
+    p.max_jobs = 5;
+    p.max_parallel = 2;
+    p.seed = 42;
+    kn_tuner *a, *b;
+    KN_REQUIRE(kn_tuner_new(&s, &p, &a, &e) == KN_OK);
+    kn_tune_trial tr[5];
+    for (int i = 0; i < 5; i++) {
+        KN_REQUIRE(kn_tuner_ask(a, &tr[i]) == KN_TUNE_TRIAL);
+        if (i < 4)
+            kn_tuner_tell(a, tr[i].id, 1.0 + i, i != 1);
+        else
+            kn_tuner_tell(a, tr[i].id, 0.5, true);
+    }
+    KN_REQUIRE(kn_tuner_new(&s, &p, &b, &e) == KN_OK);
+    /* trials 0..2 finished (1 failed), trial 3 was running at the restart */
+    KN_CHECK_INT(kn_tuner_restore(b, &tr[0], KN_TUNE_SUCCEEDED, 1.0, true), 0);
+    KN_CHECK_INT(kn_tuner_restore(b, &tr[1], KN_TUNE_FAILED, 0, true), 1);
+    KN_CHECK_INT(kn_tuner_restore(b, &tr[2], KN_TUNE_SUCCEEDED, 3.0, true), 2);
+    KN_CHECK_INT(kn_tuner_restore(b, &tr[3], KN_TUNE_RUNNING, 0, true), 3);
+    kn_tune_trial next;
+    KN_REQUIRE(kn_tuner_ask(b, &next) == KN_TUNE_TRIAL);
+    KN_CHECK_INT(next.id, 4);
+    for (int i = 0; i < s.n; i++)
+        KN_CHECK(fabs(next.u[i] - tr[4].u[i]) < 1e-15);
+    KN_CHECK(kn_tuner_ask(b, &next) == KN_TUNE_WAIT); /* 2 running */
+    kn_tuner_tell(b, 3, 4.0, true);
+    kn_tuner_tell(b, 4, 0.5, true);
+    KN_CHECK(kn_tuner_ask(b, &next) == KN_TUNE_DONE); /* the budget of 5 is spent */
+    double best;
+    KN_CHECK_INT(kn_tuner_best(b, &best), 4);
+    KN_CHECK(best == 0.5);
+    kn_tuner_free(a);
+    kn_tuner_free(b);
+
+    /* warm start: parent trials count for nothing but the model */
+    p.strategy = KN_TUNE_BAYESIAN;
+    p.max_jobs = 2;
+    KN_REQUIRE(kn_tuner_new(&s, &p, &b, &e) == KN_OK);
+    for (int i = 0; i < 4; i++)
+        KN_CHECK_INT(kn_tuner_restore(b, &tr[i], KN_TUNE_SUCCEEDED, 1.0 + i, false), i);
+    KN_CHECK_INT(kn_tuner_best(b, &best), 0);
+    int asked = 0;
+    while (kn_tuner_ask(b, &next) == KN_TUNE_TRIAL) {
+        asked++;
+        kn_tuner_tell(b, next.id, 9.0, true);
+    }
+    KN_CHECK_INT(asked, 2);
+    kn_tuner_free(b);
+    kn_tune_space_deinit(&s);
+}
+
 int main(void)
 {
     KN_RUN(test_space);
@@ -530,5 +596,6 @@ int main(void)
     KN_RUN(test_bayesian_repeated_points);
     KN_RUN(test_hyperband_rungs);
     KN_RUN(test_hyperband);
+    KN_RUN(test_restore);
     return kn_test_finish();
 }
