@@ -10,6 +10,7 @@
 #include "cli.h"
 
 #include "kennel/api.h"
+#include "kennel/jobs.h"
 #include "kennel/platform.h"
 
 #include <errno.h>
@@ -201,6 +202,7 @@ int kn_cli_server(int argc, char **argv)
     kn_err_clear(&e);
     kn_platform *p = NULL;
     kn_fleet *fleet = NULL;
+    kn_jobs *jobs = NULL;
     kn_api *api = NULL;
     kn_api_http *http = NULL;
     kn_iam *iam = NULL;
@@ -228,13 +230,16 @@ int kn_cli_server(int argc, char **argv)
                     "key is in %s (mode 0600)\n",
                     cred);
     }
-    if (kn_fleet_start(p, &fp, &fleet, &e)) {
+    kn_jobs_params jp = kn_jobs_default_params();
+    jp.bin = self;
+    if (kn_fleet_start(p, &fp, &fleet, &e) || kn_jobs_start(p, &jp, &jobs, &e)) {
         fprintf(stderr, "kennel server: %s\n", e.msg);
         goto out;
     }
     kn_api_params ap = kn_api_default_params();
     ap.fleet = fleet;
     ap.iam = iam;
+    ap.jobs = jobs;
     if (kn_api_new(p, &ap, &api, &e) || kn_api_http_start(api, &hp, &http, &e)) {
         fprintf(stderr, "kennel server: %s\n", e.msg);
         goto out;
@@ -257,6 +262,7 @@ int kn_cli_server(int argc, char **argv)
     rc = 0;
 out:
     kn_api_http_stop(http);
+    kn_jobs_stop(jobs);
     kn_fleet_stop(fleet);
     kn_api_free(api);
     kn_iam_close(iam);

@@ -35,6 +35,7 @@ typedef struct kn_api_params {
     kn_iam *iam;            /* identities: every call is SigV4-verified and authorized
                              * against IAM policies, and audited; NULL = no
                              * authentication at all (--insecure-no-auth) */
+    struct kn_jobs *jobs;   /* runs training/tuning jobs (kennel/jobs.h); NULL = unavailable */
 } kn_api_params;
 KN_API kn_api_params kn_api_default_params(void);
 

@@ -267,6 +267,31 @@ KN_API kn_status kn_registry_endpoint_delete(kn_registry *r, const char *name, k
 KN_API kn_status kn_registry_endpoint_list(kn_registry *r, const kn_list_params *q,
                                            kn_endpoint_page *out, kn_err *e);
 
+/* Training jobs and hyperparameter tuning jobs (the jobs module owns the
+ * document's shape: its Describe answer plus private "_kn" members). */
+typedef enum kn_job_kind { KN_JOB_TRAINING, KN_JOB_TUNING } kn_job_kind;
+typedef struct kn_job_row {
+    char *name;
+    char *parent;        /* training job: its tuning job, or NULL */
+    char *status;        /* TrainingJobStatus / HyperParameterTuningJobStatus */
+    double creation_time;
+    char *doc;           /* JSON document */
+} kn_job_row;
+KN_API void kn_job_row_deinit(kn_job_row *row);
+/* Creates the job tables if missing (idempotent). */
+KN_API kn_status kn_registry_jobs_init(kn_registry *r, kn_err *e);
+/* create: KN_RESOURCE_IN_USE when the name exists (any letter case);
+ * update: KN_NOT_FOUND when it does not. One transaction. */
+KN_API kn_status kn_registry_job_put(kn_registry *r, kn_job_kind kind, const kn_job_row *row,
+                                     bool create, kn_err *e);
+/* KN_NOT_FOUND when absent (lookups ignore case). */
+KN_API kn_status kn_registry_job_get(kn_registry *r, kn_job_kind kind, const char *name,
+                                     kn_job_row *out, kn_err *e);
+/* Every job (or every child of `parent`), oldest first; the caller deinits
+ * each row and frees the array. */
+KN_API kn_status kn_registry_job_list(kn_registry *r, kn_job_kind kind, const char *parent,
+                                      kn_job_row **rows, size_t *n, kn_err *e);
+
 /* ----------------------------------------------------------------- fleet */
 
 /* The processes behind endpoints. Each endpoint variant runs

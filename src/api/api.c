@@ -37,6 +37,15 @@ static const kn_api_route routes[] = {
     SM(ListEndpoints, kn_sm__list_endpoints),
     SM(UpdateEndpoint, kn_sm__update_endpoint),
     SM(UpdateEndpointWeightsAndCapacities, kn_sm__update_endpoint_weights_and_capacities),
+    SM(CreateTrainingJob, kn_sm__jobs),
+    SM(DescribeTrainingJob, kn_sm__jobs),
+    SM(ListTrainingJobs, kn_sm__jobs),
+    SM(StopTrainingJob, kn_sm__jobs),
+    SM(CreateHyperParameterTuningJob, kn_sm__jobs),
+    SM(DescribeHyperParameterTuningJob, kn_sm__jobs),
+    SM(ListHyperParameterTuningJobs, kn_sm__jobs),
+    SM(ListTrainingJobsForHyperParameterTuningJob, kn_sm__jobs),
+    SM(StopHyperParameterTuningJob, kn_sm__jobs),
 #undef SM
 #define AAS(op, fn)                                                                          \
     {KN_PROTO_JSON, "application-autoscaling", #op, "AnyScaleFrontendService." #op, NULL,     \
@@ -64,6 +73,12 @@ static const kn_api_route routes[] = {
     {KN_PROTO_KENNEL, NULL, "Console", NULL, "GET", "/console/", NULL, NULL, kn_api__console},
     {KN_PROTO_KENNEL, NULL, "Console", NULL, "GET", "/console/{File}", NULL, NULL,
      kn_api__console},
+    {KN_PROTO_KENNEL, NULL, "TrainingJobLogs", NULL, "GET",
+     "/kennel/training-jobs/{TrainingJobName}/logs", NULL, "sagemaker:DescribeTrainingJob",
+     kn_api__job_logs},
+    {KN_PROTO_KENNEL, NULL, "TrainingJobMetrics", NULL, "GET",
+     "/kennel/training-jobs/{TrainingJobName}/metrics", NULL, "sagemaker:DescribeTrainingJob",
+     kn_api__job_metrics},
 };
 
 const kn_api_route *kn_api__routes(size_t *n)
@@ -74,7 +89,7 @@ const kn_api_route *kn_api__routes(size_t *n)
 
 kn_api_params kn_api_default_params(void)
 {
-    kn_api_params p = {.max_body = KN_API_MAX_BODY, .fleet = NULL};
+    kn_api_params p = {.max_body = KN_API_MAX_BODY, .fleet = NULL, .jobs = NULL};
     return p;
 }
 
@@ -89,6 +104,7 @@ kn_status kn_api_new(kn_platform *p, const kn_api_params *params, kn_api **out, 
     a->registry = kn_platform_registry(p);
     a->clock = kn_platform_clock(p);
     a->fleet = d.fleet;
+    a->jobs = d.jobs;
     a->max_body = d.max_body ? d.max_body : KN_API_MAX_BODY;
     a->iam = d.iam;
     if (a->iam && kn_api__authz_new(&a->authz) != KN_OK) {

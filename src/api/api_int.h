@@ -5,6 +5,7 @@
 #define KN_API_INT_H
 
 #include "kennel/api.h"
+#include "kennel/jobs.h"
 
 #include <jansson.h>
 
@@ -13,6 +14,7 @@ struct kn_api {
     kn_registry *registry;
     kn_clock *clock;
     kn_fleet *fleet;          /* NULL: endpoint operations answer ServiceUnavailable */
+    kn_jobs *jobs;            /* NULL: job operations answer ServiceUnavailable */
     size_t max_body;
     kn_iam *iam;              /* NULL: no authentication (--insecure-no-auth, tests) */
     struct kn_api_authz *authz; /* identity cache (authz.c) */
@@ -151,6 +153,10 @@ kn_status kn_sm__delete_endpoint(kn_api_call *c);
 kn_status kn_sm__list_endpoints(kn_api_call *c);
 kn_status kn_sm__update_endpoint(kn_api_call *c);
 kn_status kn_sm__update_endpoint_weights_and_capacities(kn_api_call *c);
+/* Training and tuning jobs, all through kn_jobs_call (jobs.c). */
+kn_status kn_sm__jobs(kn_api_call *c);
+kn_status kn_api__job_logs(kn_api_call *c);
+kn_status kn_api__job_metrics(kn_api_call *c);
 /* Application Auto Scaling (autoscaling.c). */
 kn_status kn_aas__register_scalable_target(kn_api_call *c);
 kn_status kn_aas__describe_scalable_targets(kn_api_call *c);
