@@ -3,6 +3,8 @@
 #ifndef KN_CLI_H
 #define KN_CLI_H
 
+#include <stddef.h>
+
 int kn_cli_predict(int argc, char **argv);
 int kn_cli_model(int argc, char **argv);
 int kn_cli_dataset(int argc, char **argv);
@@ -28,5 +30,18 @@ int kn_cli_audit(int argc, char **argv);
 bool kn_cli_sign(const char *base_url, const char *method, const char *path,
                  const char *const *headers, const void *body, size_t len, char out[][2200],
                  int *n_out);
+
+int kn_cli_tune(int argc, char **argv);
+int kn_cli_logs(int argc, char **argv);
+int kn_cli_plot(int argc, char **argv);
+
+/* The kennel server client of deploy.c, for the other client commands.
+ * url NULL = $KENNEL_ENDPOINT or http://127.0.0.1:8080. kn_cli_call: one
+ * JSON 1.1 call (takes `input`); the answer, or NULL after printing the
+ * AWS error. kn_cli_get: a GET's body (malloc'd, NUL-terminated), or NULL
+ * after printing the error. */
+struct json_t;
+struct json_t *kn_cli_call(const char *url, const char *target, struct json_t *input);
+char *kn_cli_get(const char *url, const char *path, size_t *len);
 
 #endif

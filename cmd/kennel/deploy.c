@@ -842,3 +842,38 @@ int kn_cli_metrics(int argc, char **argv)
 {
     return metrics(argc, argv);
 }
+
+/* ---------------------------------------------- for other client commands */
+
+json_t *kn_cli_call(const char *url, const char *target, json_t *input)
+{
+    client c;
+    if (!client_init(&c, url)) {
+        json_decref(input);
+        return NULL;
+    }
+    json_t *out = call(&c, target, input);
+    client_deinit(&c);
+    return out;
+}
+
+char *kn_cli_get(const char *url, const char *path, size_t *len)
+{
+    client c;
+    if (!client_init(&c, url))
+        return NULL;
+    reply r;
+    char *out = NULL;
+    if (http(&c, "GET", path, NULL, NULL, 0, &r)) {
+        if (r.status == 200) {
+            out = r.data ? r.data : strdup("");
+            *len = r.data ? r.len : 0;
+            r.data = NULL;
+        } else {
+            print_error(&r, path);
+        }
+        free(r.data);
+    }
+    client_deinit(&c);
+    return out;
+}

@@ -41,6 +41,11 @@ static const struct command {
     {"metrics", "ENDPOINT [--minutes N]", "an endpoint's per-minute metrics", kn_cli_metrics},
     {"iam", "lint|simulate ...", "check IAM policies: findings, or one request's decision",
      kn_cli_iam},
+    {"tune", "--config F | results|best|plot|stop JOB",
+     "hyperparameter tuning jobs: run one, its results, its best job", kn_cli_tune},
+    {"logs", "TRAINING-JOB", "a training job's log", kn_cli_logs},
+    {"plot", "metrics TRAINING-JOB --out F.png", "a training job's metric curves",
+     kn_cli_plot},
     {"version", "", "print the version", cmd_version},
     {"help", "[COMMAND]", "show help", cmd_help},
 };
