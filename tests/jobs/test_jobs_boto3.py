@@ -409,6 +409,8 @@ def main():
         check("no exception", False, repr(e))
     finally:
         srv.stop()
+        check("server exited cleanly (no sanitizer report)", srv.proc.returncode == 0,
+              srv.proc.returncode)
         if failures:
             sys.stdout.write(open(f"{d}/server.err").read()[-6000:])
     print(f"{checks - failures} passed, {failures} failed")
