@@ -133,6 +133,18 @@ def tuning(name, strategy="Random", n=4, par=2, ranges=None, static=None, metric
     return kw
 
 
+def signed_get(url):
+    """A GET on kennel's own routes, SigV4-signed as the test's clients are."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials("AKIDEXAMPLE", "kennel-test-secret"), "sagemaker",
+              "us-east-1").add_auth(req)
+    p = req.prepare()
+    return urllib.request.urlopen(urllib.request.Request(url, headers=dict(p.headers))).read()
+
+
 def error_of(fn, **kw):
     from botocore.exceptions import ClientError
     try:
@@ -171,10 +183,9 @@ def run(d, srv, sm, sm_raw):
         check("model in tar", "weights.txt" in tf.getnames(), tf.getnames())
     fm = {m["MetricName"]: m["Value"] for m in desc.get("FinalMetricDataList", [])}
     check("final metrics", abs(fm.get("Test Loss", -1) - 0.1) < 1e-4 and "Valid Loss" in fm, fm)
-    logs = urllib.request.urlopen(f"{srv.url}/kennel/training-jobs/{job}/logs").read().decode()
+    logs = signed_get(f"{srv.url}/kennel/training-jobs/{job}/logs").decode()
     check("log kept", "Testing Loss: 0.100000" in logs, logs[-300:])
-    series = json.loads(urllib.request.urlopen(
-        f"{srv.url}/kennel/training-jobs/{job}/metrics").read())
+    series = json.loads(signed_get(f"{srv.url}/kennel/training-jobs/{job}/metrics"))
     check("series", len(series.get("Valid Loss", [])) == 3, series)
     lst = sm.list_training_jobs(NameContains="standin-one")["TrainingJobSummaries"]
     check("list", [x["TrainingJobName"] for x in lst] == [job], lst)
