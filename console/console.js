@@ -253,8 +253,8 @@
       const u = new uPlot({
         width, height: 220,
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'), /* as the tables: UTC */
-        scales: { x: { time: true }, y: Object.assign({ auto: true }, opts.y || {}) },
-        axes: [{}, { label: opts.yLabel || '', size: 60 }],
+        scales: { x: { time: opts.xTime !== false }, y: Object.assign({ auto: true }, opts.y || {}) },
+        axes: [{ label: opts.xLabel }, { label: opts.yLabel || '', size: 60 }],
         series: [{}].concat(series.map((s) => s.points
           ? { label: s.label, stroke: s.stroke, fill: s.stroke, width: 0, paths: () => null, points: { show: true, size: 10, fill: s.stroke, stroke: s.stroke } }
           : { label: s.label, stroke: s.stroke, width: 2, dash: s.dash, spanGaps: true, points: { show: false },
@@ -308,7 +308,7 @@
     replace(view, [el('h1', { text: 'Overview' }), error, cards,
       el('section', null, el('h2', { text: 'Endpoints' }), eps),
       el('section', null, el('h2', { text: 'Functions' }), fns),
-      el('section', null, el('h2', { text: 'Running jobs' }), jobs)]);
+      el('section', null, el('h2', { text: 'Recent training and tuning jobs' }), jobs)]);
     const card = (k, v, id) => el('div', { class: 'card', id }, el('div', { class: 'k', text: k }), el('div', { class: 'v', text: v }));
     return {
       error,
@@ -341,11 +341,13 @@
         });
         const fnList = await optional(signed('lambda', '/2015-03-31/functions/', { method: 'GET' }));
         const account = await optional(signed('lambda', '/2016-08-19/account-settings/', { method: 'GET' }));
-        const training = await optional(sm('ListTrainingJobs', { StatusEquals: 'InProgress', MaxResults: 100 }));
-        const tuning = await optional(sm('ListHyperParameterTuningJobs', { StatusEquals: 'InProgress', MaxResults: 100 }));
-        const running = [];
-        if (training.ok) for (const j of training.value.TrainingJobSummaries || []) running.push({ kind: 'training', name: j.TrainingJobName, status: j.TrainingJobStatus, started: j.CreationTime });
-        if (tuning.ok) for (const j of tuning.value.HyperParameterTuningJobSummaries || []) running.push({ kind: 'tuning', name: j.HyperParameterTuningJobName, status: j.HyperParameterTuningJobStatus, started: j.CreationTime });
+        const recent = { MaxResults: 20, SortBy: 'CreationTime', SortOrder: 'Descending' };
+        const training = await optional(sm('ListTrainingJobs', recent));
+        const tuning = await optional(sm('ListHyperParameterTuningJobs', recent));
+        const jobList = [];
+        if (tuning.ok) for (const j of tuning.value.HyperParameterTuningJobSummaries || []) jobList.push({ kind: 'tuning', name: j.HyperParameterTuningJobName, status: j.HyperParameterTuningJobStatus, started: j.CreationTime });
+        if (training.ok) for (const j of training.value.TrainingJobSummaries || []) jobList.push({ kind: 'training', name: j.TrainingJobName, status: j.TrainingJobStatus, started: j.CreationTime });
+        const running = jobList.filter((j) => j.status === 'InProgress');
         const conc = account.ok && account.value.AccountLimit
           ? (account.value.AccountLimit.ConcurrentExecutions - (account.value.AccountLimit.UnreservedConcurrentExecutions || 0)) + ' reserved of ' + account.value.AccountLimit.ConcurrentExecutions
           : '—';
@@ -380,7 +382,7 @@
             { key: 'name', label: 'Name', render: (j) => el('a', { href: '#/' + j.kind + '/' + encodeURIComponent(j.name), text: j.name }) },
             { key: 'status', label: 'Status', render: (j) => statusEl(j.status) },
             { key: 'started', label: 'Started (UTC)', render: (j) => fmtTime(j.started) },
-          ], running, { empty: 'No job is running.' }));
+          ], jobList, { empty: 'No jobs yet.' }));
         } else {
           replace(jobs, el('p', { class: 'muted', text: training.missing ? 'This server does not run training jobs.' : training.error.message }));
         }
@@ -473,6 +475,356 @@
     };
   }
 
+  /* a chart from [x, value] pairs per named series (x in seconds) */
+  function seriesData(named) {
+    const names = Object.keys(named);
+    const xs = [...new Set(names.flatMap((n) => named[n].map((p) => p[0])))].sort((a, b) => a - b);
+    const cols = names.map((n) => {
+      const m = new Map(named[n].map((p) => [p[0], p[1]]));
+      return xs.map((x) => (m.has(x) ? m.get(x) : null));
+    });
+    return [xs, ...cols];
+  }
+  const PALETTE = ['#2563eb', '#b91c1c', '#15803d', '#7c3aed', '#b45309', '#0891b2', '#db2777', '#4b5563'];
+  function tailLines(text, n) {
+    const lines = String(text || '').split('\n');
+    while (lines.length && !lines[lines.length - 1]) lines.pop();
+    return lines.slice(-n).join('\n');
+  }
+  function kv(pairs) {
+    return table([{ key: 'k', label: 'Name' }, { key: 'v', label: 'Value' }],
+      pairs.map(([k, v]) => ({ k, v: v == null ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v) })));
+  }
+  async function getText(service, path) {
+    /* kennel's plain-text routes (logs) */
+    if (!state.creds) throw new ApiError('NotSignedIn', 'sign in first', 0);
+    const client = new aws4fetch.AwsClient({
+      accessKeyId: state.creds.accessKeyId, secretAccessKey: state.creds.secretAccessKey,
+      sessionToken: state.creds.sessionToken || undefined, service, region: state.region, retries: 0,
+    });
+    let resp;
+    try {
+      resp = await client.fetch(location.origin + path, { method: 'GET' });
+    } catch (e) {
+      serverDown(e);
+      throw new ApiError('NetworkError', 'the kennel server is not answering', 0);
+    }
+    serverUp();
+    const text = await resp.text();
+    if (!resp.ok) throw parseError(resp, text);
+    return text;
+  }
+
+  function trainingPage(name) {
+    const view = $('view');
+    const head = el('div', { id: 'job-head' });
+    const timeline = el('div', { id: 'timeline' });
+    const hps = el('div', { id: 'hyperparameters' });
+    const finals = el('div', { id: 'final-metrics' });
+    const log = el('pre', { class: 'log', id: 'log' });
+    const error = el('div', { class: 'error', role: 'alert' });
+    let cLoss = null, cAcc = null;
+    const boxes = el('div', { class: 'grid', id: 'curves' });
+    replace(view, [el('p', null, el('a', { href: '#/', text: '← Overview' })), head, error,
+      el('section', null, el('h2', { text: 'Status timeline' }), timeline), boxes,
+      el('div', { class: 'grid' }, el('section', null, el('h2', { text: 'Hyperparameters' }), hps),
+        el('section', null, el('h2', { text: 'Final metrics' }), finals)),
+      el('section', null, el('h2', { text: 'Log (last 60 lines)' }), log)]);
+    let shape = '';
+    return {
+      error,
+      async refresh() {
+        const d = await sm('DescribeTrainingJob', { TrainingJobName: name });
+        replace(head, [el('h1', null, 'Training job ', el('span', { id: 'job-name', text: d.TrainingJobName }), ' ', statusEl(d.TrainingJobStatus), ' ', el('span', { class: 'muted', text: d.SecondaryStatus || '' })),
+          d.FailureReason ? el('p', { class: 'error', id: 'failure-reason', text: 'FailureReason: ' + d.FailureReason }) : null,
+          d.TuningJobArn ? el('p', null, 'Trial of ', el('a', { href: '#/tuning/' + encodeURIComponent(d.TuningJobArn.split('/').pop()), text: d.TuningJobArn.split('/').pop() })) : null]);
+        replace(timeline, table([
+          { key: 'Status', label: 'Status', render: (t) => statusEl(t.Status) },
+          { key: 'StartTime', label: 'Start (UTC)', render: (t) => fmtTime(t.StartTime) },
+          { key: 'EndTime', label: 'End (UTC)', render: (t) => fmtTime(t.EndTime) },
+          { key: 'StatusMessage', label: 'Message' },
+        ], d.SecondaryStatusTransitions || []));
+        replace(hps, kv(Object.entries(d.HyperParameters || {})));
+        replace(finals, kv((d.FinalMetricDataList || []).map((m) => [m.MetricName, m.Value])));
+        const series = await optional(signed('sagemaker', '/kennel/training-jobs/' + encodeURIComponent(name) + '/metrics', { method: 'GET' }));
+        if (series.ok) {
+          const named = series.value || {};
+          const loss = Object.keys(named).filter((k) => /loss/i.test(k));
+          const acc = Object.keys(named).filter((k) => /acc/i.test(k));
+          const key = loss.join('|') + '/' + acc.join('|');
+          if (key !== shape) { /* a new metric appeared: new charts */
+            shape = key;
+            const mk = (id, title, names) => chart(id, title, names.map((n, i) => ({ label: n, stroke: PALETTE[i % PALETTE.length] })));
+            delete state.charts.loss;
+            delete state.charts.accuracy;
+            cLoss = loss.length ? mk('loss', 'Loss', loss) : null;
+            cAcc = acc.length ? mk('accuracy', 'Accuracy', acc) : null;
+            replace(boxes, [cLoss && cLoss.node, cAcc && cAcc.node]);
+          }
+          if (cLoss) setChart(cLoss, seriesData(Object.fromEntries(loss.map((k) => [k, named[k]]))));
+          if (cAcc) setChart(cAcc, seriesData(Object.fromEntries(acc.map((k) => [k, named[k]]))));
+          if (!loss.length && !acc.length) replace(boxes, el('section', null, el('p', { class: 'muted', text: 'No metric series yet (MetricDefinitions match the log as it is written).' })));
+        }
+        const text = await optional(getText('sagemaker', '/kennel/training-jobs/' + encodeURIComponent(name) + '/logs'));
+        log.textContent = text.ok ? tailLines(text.value, 60) : (text.error && text.error.message) || '';
+      },
+    };
+  }
+
+  function tuningPage(name) {
+    const view = $('view');
+    const head = el('div', { id: 'tuning-head' });
+    const best = el('div', { id: 'best' });
+    const trials = el('div', { id: 'trials' });
+    const error = el('div', { class: 'error', role: 'alert' });
+    const deployMsg = el('div', { id: 'deploy-result', role: 'status' });
+    const epInput = el('input', { id: 'deploy-name', placeholder: 'endpoint name', 'aria-label': 'Endpoint name' });
+    const deployBtn = el('button', { id: 'deploy-best', type: 'button', text: 'Deploy best' });
+    const cTime = chart('objective-time', 'Objective per trial over time (end time, UTC)', [{ label: 'objective', stroke: '#2563eb', points: true }]);
+    const hpCharts = el('div', { class: 'grid', id: 'hp-charts' });
+    const sortState = { key: 'objective', dir: 1 };
+    let last = null;
+    replace(view, [el('p', null, el('a', { href: '#/', text: '← Overview' })), head, error,
+      el('section', null, el('h2', { text: 'Best training job' }), best, el('div', { class: 'deploy' }, epInput, ' ', deployBtn), deployMsg),
+      el('section', null, el('h2', { text: 'Trials' }), trials),
+      el('div', { class: 'grid' }, cTime.node), hpCharts]);
+    const hpChart = {};
+    function renderTrials() {
+      if (!last) return;
+      const hpNames = [...new Set(last.rows.flatMap((r) => Object.keys(r.hp)))].sort();
+      replace(trials, table([
+        { key: 'name', label: 'Training job', render: (r) => el('a', { href: '#/training/' + encodeURIComponent(r.name), text: r.name }) },
+        { key: 'status', label: 'Status', render: (r) => statusEl(r.status), sort: true },
+        ...hpNames.map((h) => ({ key: 'hp:' + h, label: h, render: (r) => r.hp[h] ?? '—', sort: (r) => (r.hp[h] == null ? null : Number.isNaN(Number(r.hp[h])) ? r.hp[h] : Number(r.hp[h])) })),
+        { key: 'objective', label: 'Objective (' + last.metric + ')', render: (r) => fmtNum(r.objective, 4), sort: true },
+        { key: 'elapsed', label: 'Elapsed (s)', render: (r) => fmtNum(r.elapsed, 0), sort: true },
+      ], last.rows, {
+        class: 'trials', sortState, empty: 'No trial yet.',
+        onSort: (k) => { sortState.dir = sortState.key === k ? -sortState.dir : 1; sortState.key = k; renderTrials(); },
+      }));
+    }
+    deployBtn.addEventListener('click', async () => {
+      deployMsg.textContent = '';
+      deployMsg.className = '';
+      const ep = epInput.value.trim();
+      if (!last || !last.best) { deployMsg.textContent = 'There is no best training job yet.'; return; }
+      if (!/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/.test(ep)) { deployMsg.className = 'error'; deployMsg.textContent = 'Name the endpoint: letters, digits and hyphens, up to 63 characters.'; return; }
+      deployBtn.disabled = true;
+      try {
+        const job = await sm('DescribeTrainingJob', { TrainingJobName: last.best });
+        const url = job.ModelArtifacts && job.ModelArtifacts.S3ModelArtifacts;
+        await sm('CreateModel', { ModelName: ep, PrimaryContainer: { ModelDataUrl: url } });
+        await sm('CreateEndpointConfig', { EndpointConfigName: ep, ProductionVariants: [{ VariantName: 'AllTraffic', ModelName: ep, InitialInstanceCount: 1, InstanceType: 'ml.m5.large', InitialVariantWeight: 1 }] });
+        await sm('CreateEndpoint', { EndpointName: ep, EndpointConfigName: ep });
+        deployMsg.append(el('span', { text: 'Creating endpoint ' }), el('a', { href: '#/endpoint/' + encodeURIComponent(ep), text: ep }), el('span', { text: ' from ' + last.best + '.' }));
+      } catch (e) {
+        deployMsg.className = 'error';
+        deployMsg.textContent = e.message || String(e);
+      } finally {
+        deployBtn.disabled = false;
+      }
+    });
+    return {
+      error,
+      async refresh() {
+        const d = await sm('DescribeHyperParameterTuningJob', { HyperParameterTuningJobName: name });
+        const cfg = d.HyperParameterTuningJobConfig || {};
+        const obj = cfg.HyperParameterTuningJobObjective || {};
+        const c = d.TrainingJobStatusCounters || {};
+        replace(head, [el('h1', null, 'Tuning job ', el('span', { id: 'tuning-name', text: d.HyperParameterTuningJobName }), ' ', statusEl(d.HyperParameterTuningJobStatus)),
+          el('p', { class: 'muted', text: (cfg.Strategy || '') + ' · ' + (obj.Type || '') + ' ' + (obj.MetricName || '') + ' · completed ' + (c.Completed || 0) + ', in progress ' + (c.InProgress || 0) + ', stopped ' + (c.Stopped || 0) + ', failed ' + ((c.NonRetryableError || 0) + (c.RetryableError || 0)) + ' of ' + ((cfg.ResourceLimits || {}).MaxNumberOfTrainingJobs || '?') }),
+          d.FailureReason ? el('p', { class: 'error', text: 'FailureReason: ' + d.FailureReason }) : null]);
+        const rows = [];
+        let token;
+        do {
+          const page = await sm('ListTrainingJobsForHyperParameterTuningJob', Object.assign({ HyperParameterTuningJobName: name, MaxResults: 100 }, token ? { NextToken: token } : {}));
+          for (const j of page.TrainingJobSummaries || []) {
+            const m = j.FinalHyperParameterTuningJobObjectiveMetric;
+            rows.push({
+              name: j.TrainingJobName, status: j.TrainingJobStatus, hp: j.TunedHyperParameters || {},
+              objective: m ? m.Value : null,
+              end: j.TrainingEndTime || null,
+              elapsed: j.TrainingStartTime && j.TrainingEndTime ? j.TrainingEndTime - j.TrainingStartTime : null,
+            });
+          }
+          token = page.NextToken;
+        } while (token);
+        if (!last && obj.Type === 'Maximize') sortState.dir = -1;
+        const b = d.BestTrainingJob;
+        last = { rows, metric: obj.MetricName || 'objective', best: b ? b.TrainingJobName : null };
+        renderTrials();
+        replace(best, b
+          ? kv([['Training job', b.TrainingJobName], ['Objective', b.FinalHyperParameterTuningJobObjectiveMetric ? b.FinalHyperParameterTuningJobObjectiveMetric.Value : null],
+            ...Object.entries(b.TunedHyperParameters || {})])
+          : el('p', { class: 'muted', text: 'No completed trial with an objective yet.' }));
+        const done = rows.filter((r) => r.objective != null && r.end != null).sort((x, y) => x.end - y.end);
+        setChart(cTime, [done.map((r) => r.end), done.map((r) => r.objective)]);
+        /* objective against each hyperparameter (categories by position) */
+        const hpNames = [...new Set(rows.flatMap((r) => Object.keys(r.hp)))].sort();
+        for (const h of hpNames) {
+          if (!hpChart[h]) {
+            hpChart[h] = chart('hp-' + h, 'Objective against ' + h, [{ label: 'objective', stroke: '#7c3aed', points: true }], { xTime: false, xLabel: h });
+            hpCharts.append(hpChart[h].node);
+          }
+          const pts = rows.filter((r) => r.objective != null && r.hp[h] != null);
+          const numeric = pts.every((r) => !Number.isNaN(Number(r.hp[h])));
+          const cats = [...new Set(pts.map((r) => r.hp[h]))].sort();
+          const xy = pts.map((r) => [numeric ? Number(r.hp[h]) : cats.indexOf(r.hp[h]), r.objective]).sort((p, q) => p[0] - q[0]);
+          setChart(hpChart[h], [xy.map((p) => p[0]), xy.map((p) => p[1])]);
+        }
+      },
+    };
+  }
+
+  function functionPage(name) {
+    const view = $('view');
+    const head = el('div', { id: 'function-head' });
+    const conf = el('div', { id: 'function-config' });
+    const versions = el('div', { id: 'versions' });
+    const aliases = el('div', { id: 'aliases' });
+    const prov = el('div', { id: 'provisioned' });
+    const log = el('pre', { class: 'log', id: 'log' });
+    const error = el('div', { class: 'error', role: 'alert' });
+    const cConc = chart('concurrency', 'Concurrency (per-minute peak) against reserved and provisioned', [
+      { label: 'in flight', stroke: '#2563eb' }, { label: 'reserved', stroke: '#b91c1c', dash: [6, 4] }, { label: 'provisioned', stroke: '#15803d', dash: [2, 3] }]);
+    const cInv = chart('fn-invocations', 'Invocations, errors and throttles per minute', [
+      { label: 'invocations', stroke: '#2563eb' }, { label: 'errors', stroke: '#b45309' }, { label: 'throttles', stroke: '#b91c1c' }]);
+    const cDur = chart('duration', 'Duration (ms)', [{ label: 'average', stroke: '#7c3aed' }, { label: 'max', stroke: '#0891b2' }]);
+    const cPc = chart('provisioned-use', 'Provisioned concurrency: invocations and spillover per minute', [
+      { label: 'on provisioned', stroke: '#15803d' }, { label: 'spillover', stroke: '#b45309' }]);
+    replace(view, [el('p', null, el('a', { href: '#/', text: '← Overview' })), head, error,
+      el('div', { class: 'grid' }, el('section', null, el('h2', { text: 'Configuration' }), conf), el('section', null, el('h2', { text: 'Provisioned concurrency' }), prov)),
+      el('div', { class: 'grid' }, cConc.node, cInv.node, cDur.node, cPc.node),
+      el('div', { class: 'grid' }, el('section', null, el('h2', { text: 'Versions' }), versions), el('section', null, el('h2', { text: 'Aliases' }), aliases)),
+      el('section', null, el('h2', { text: 'Recent log lines' }), log)]);
+    const fpath = '/2015-03-31/functions/' + encodeURIComponent(name);
+    return {
+      error,
+      async refresh() {
+        const f = await signed('lambda', fpath, { method: 'GET' });
+        const c = f.Configuration || {};
+        const reserved = f.Concurrency ? f.Concurrency.ReservedConcurrentExecutions : null;
+        const [vs, as, pcs, metrics, text] = await Promise.all([
+          optional(signed('lambda', fpath + '/versions', { method: 'GET' })),
+          optional(signed('lambda', fpath + '/aliases', { method: 'GET' })),
+          optional(signed('lambda', '/2019-09-30/functions/' + encodeURIComponent(name) + '/provisioned-concurrency?List=ALL', { method: 'GET' })),
+          optional(signed('lambda', '/kennel/functions/' + encodeURIComponent(name) + '/metrics?minutes=60', { method: 'GET' })),
+          optional(getText('lambda', '/kennel/functions/' + encodeURIComponent(name) + '/logs')),
+        ]);
+        const logText = text.ok ? text.value : '';
+        const cold = (logText.match(/^REPORT .*Init Duration/gm) || []).length;
+        const reports = (logText.match(/^REPORT /gm) || []).length;
+        replace(head, [el('h1', null, 'Function ', el('span', { id: 'function-name', text: c.FunctionName || name }), ' ', statusEl(c.State || 'Active')),
+          el('p', { class: 'muted', text: c.FunctionArn || '' })]);
+        const pcList = pcs.ok ? pcs.value.ProvisionedConcurrencyConfigs || [] : [];
+        const provTotal = pcList.reduce((n, p) => n + (p.AllocatedProvisionedConcurrentExecutions || 0), 0);
+        replace(conf, kv([['Runtime', c.Runtime], ['Handler', c.Handler], ['Memory (MB)', c.MemorySize], ['Timeout (s)', c.Timeout],
+          ['Role', c.Role], ['Reserved concurrency', reserved == null ? 'none (uses the unreserved pool)' : reserved],
+          ['Cold starts in the log', reports ? cold + ' of ' + reports + ' invocations' : '—'], ['Last modified', c.LastModified], ['Description', c.Description]]));
+        replace(prov, pcs.ok ? table([
+          { key: 'FunctionArn', label: 'Qualifier', render: (p) => String(p.FunctionArn || '').split(':').pop() },
+          { key: 'RequestedProvisionedConcurrentExecutions', label: 'Requested' },
+          { key: 'AllocatedProvisionedConcurrentExecutions', label: 'Allocated' },
+          { key: 'AvailableProvisionedConcurrentExecutions', label: 'Available' },
+          { key: 'Status', label: 'Status', render: (p) => statusEl(p.Status) },
+          { key: 'StatusReason', label: 'Reason' },
+        ], pcList, { empty: 'No provisioned concurrency.' }) : el('p', { class: 'muted', text: pcs.error.message }));
+        replace(versions, vs.ok ? table([{ key: 'Version', label: 'Version' }, { key: 'Description', label: 'Description' }, { key: 'LastModified', label: 'Last modified' }], vs.value.Versions || []) : el('p', { class: 'muted', text: vs.error.message }));
+        replace(aliases, as.ok ? table([{ key: 'Name', label: 'Alias' }, { key: 'FunctionVersion', label: 'Version' }, { key: 'Description', label: 'Description' }], as.value.Aliases || [], { empty: 'No aliases.' }) : el('p', { class: 'muted', text: as.error.message }));
+        if (metrics.ok) {
+          const m = metrics.value.Metrics || [];
+          const xs = m.map((p) => p.Minute);
+          setChart(cConc, [xs, m.map((p) => p.ConcurrentExecutions), xs.map(() => reserved), xs.map(() => provTotal || null)]);
+          setChart(cInv, [xs, m.map((p) => p.Invocations), m.map((p) => p.Errors), m.map((p) => p.Throttles)]);
+          setChart(cDur, [xs, m.map((p) => p.Duration), m.map((p) => p.DurationMax)]);
+          setChart(cPc, [xs, m.map((p) => p.ProvisionedConcurrencyInvocations), m.map((p) => p.ProvisionedConcurrencySpilloverInvocations)]);
+          cInv.box.setAttribute('data-throttles', String(m.reduce((n, p) => n + (p.Throttles || 0), 0)));
+        }
+        log.textContent = text.ok ? tailLines(logText, 40) : (text.error && text.error.message) || '';
+      },
+    };
+  }
+
+  function iamPage() {
+    const view = $('view');
+    const users = el('div', { id: 'users' });
+    const roles = el('div', { id: 'roles' });
+    const denials = el('div', { id: 'denials' });
+    const error = el('div', { class: 'error', role: 'alert' });
+    replace(view, [el('h1', { text: 'Identity and access' }), error,
+      el('section', null, el('h2', { text: 'Users' }), users),
+      el('section', null, el('h2', { text: 'Roles, their policies and lint findings' }), roles),
+      el('section', null, el('h2', { text: 'Recent denials (audit log)' }), denials)]);
+    const iam = (action, params) => query('iam', action, '2010-05-08', params);
+    const members = (doc, sel) => [...doc.querySelectorAll(sel)];
+    const txt = (node, tag) => { const n = node.querySelector(tag); return n ? n.textContent : null; };
+    async function policiesOf(kind, nameKey, name) {
+      const attached = await optional(iam('ListAttached' + kind + 'Policies', { [nameKey]: name }));
+      const inline = await optional(iam('List' + kind + 'Policies', { [nameKey]: name }));
+      const out = [];
+      if (attached.ok) for (const m of members(attached.value, 'AttachedPolicies > member')) out.push({ name: txt(m, 'PolicyName'), arn: txt(m, 'PolicyArn'), kind: 'managed' });
+      if (inline.ok) {
+        for (const m of members(inline.value, 'PolicyNames > member')) {
+          const p = { name: m.textContent, kind: 'inline' };
+          const got = await optional(iam('Get' + kind + 'Policy', { [nameKey]: name, PolicyName: p.name }));
+          if (got.ok) p.document = decodeURIComponent(txt(got.value, 'PolicyDocument') || '');
+          out.push(p);
+        }
+      }
+      return out;
+    }
+    async function lint(doc) {
+      if (!doc) return [];
+      const r = await optional(signed('iam', '/kennel/iam/lint', { method: 'POST', body: doc, headers: { 'Content-Type': 'application/json' } }));
+      return r.ok ? r.value.Findings || [] : [];
+    }
+    return {
+      error,
+      async refresh() {
+        const u = await optional(iam('ListUsers'));
+        if (u.ok) {
+          const list = [];
+          for (const m of members(u.value, 'Users > member')) {
+            const name = txt(m, 'UserName');
+            list.push({ name, arn: txt(m, 'Arn'), created: txt(m, 'CreateDate'), policies: await policiesOf('User', 'UserName', name) });
+          }
+          replace(users, table([
+            { key: 'name', label: 'User' }, { key: 'arn', label: 'ARN' },
+            { key: 'policies', label: 'Policies', render: (x) => x.policies.map((p) => p.name + ' (' + p.kind + ')').join(', ') || '—' },
+            { key: 'created', label: 'Created' },
+          ], list, { empty: 'No users.' }));
+        } else {
+          replace(users, el('p', { class: 'muted', text: u.error.message }));
+        }
+        const r = await optional(iam('ListRoles'));
+        if (r.ok) {
+          const list = [];
+          for (const m of members(r.value, 'Roles > member')) {
+            const name = txt(m, 'RoleName');
+            const policies = await policiesOf('Role', 'RoleName', name);
+            const findings = [];
+            for (const p of policies) for (const f of await lint(p.document)) findings.push(p.name + ': ' + (f.Message || f.message || JSON.stringify(f)));
+            list.push({ name, arn: txt(m, 'Arn'), trust: decodeURIComponent(txt(m, 'AssumeRolePolicyDocument') || ''), policies, findings });
+          }
+          replace(roles, table([
+            { key: 'name', label: 'Role' },
+            { key: 'trust', label: 'Trusted by', render: (x) => { try { return JSON.stringify(JSON.parse(x.trust).Statement.map((s) => s.Principal)); } catch (_) { return x.trust || '—'; } } },
+            { key: 'policies', label: 'Policies', render: (x) => x.policies.map((p) => p.name + ' (' + p.kind + ')').join(', ') || '—' },
+            { key: 'findings', label: 'Lint findings', render: (x) => (x.findings.length ? el('ul', { class: 'findings' }, x.findings.map((f) => el('li', { text: f }))) : 'none') },
+          ], list, { empty: 'No roles.' }));
+        } else {
+          replace(roles, el('p', { class: 'muted', text: r.error.message }));
+        }
+        const a = await optional(signed('iam', '/kennel/audit?decision=Deny&limit=50', { method: 'GET' }));
+        replace(denials, a.ok ? table([
+          { key: 'Time', label: 'Time (UTC)', render: (x) => fmtTime(x.Time) },
+          { key: 'Principal', label: 'Principal' }, { key: 'Action', label: 'Action' },
+          { key: 'Resource', label: 'Resource' }, { key: 'SourceAddress', label: 'From' },
+        ], a.value.Events || [], { empty: 'No denials.' }) : el('p', { class: 'muted', text: a.missing ? 'This server keeps no audit log.' : a.error.message }));
+      },
+    };
+  }
+
   function notFoundPage(what) {
     replace($('view'), [el('h1', { text: 'Not found' }), el('p', { class: 'muted', text: 'The console has no page for ' + what + '.' }),
       el('p', null, el('a', { href: '#/', text: '← Overview' }))]);
@@ -492,6 +844,10 @@
     let page;
     if (!parts[0]) page = overviewPage();
     else if (parts[0] === 'endpoint' && parts[1]) page = endpointPage(parts[1]);
+    else if (parts[0] === 'function' && parts[1]) page = functionPage(parts[1]);
+    else if (parts[0] === 'training' && parts[1]) page = trainingPage(parts[1]);
+    else if (parts[0] === 'tuning' && parts[1]) page = tuningPage(parts[1]);
+    else if (parts[0] === 'iam') page = iamPage();
     else page = notFoundPage(location.hash);
     if (page) startPage(page);
     else stopPolling();
