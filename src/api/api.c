@@ -69,6 +69,8 @@ static const kn_api_route routes[] = {
     {KN_PROTO_KENNEL, NULL, "Metrics", NULL, "GET", "/metrics", NULL, NULL, kn_api__prometheus},
     {KN_PROTO_KENNEL, NULL, "InstanceTypes", NULL, "GET", "/kennel/instance-types", NULL, NULL,
      kn_api__instance_types},
+    {KN_PROTO_KENNEL, NULL, "LintPolicy", NULL, "POST", "/kennel/iam/lint", NULL, NULL,
+     kn_api__iam_lint},
     /* the web console's files: public, no data in them (see console.c) */
     {KN_PROTO_KENNEL, NULL, "Console", NULL, "GET", "/console/", NULL, NULL, kn_api__console},
     {KN_PROTO_KENNEL, NULL, "Console", NULL, "GET", "/console/{File}", NULL, NULL,

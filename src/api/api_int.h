@@ -172,6 +172,7 @@ kn_status kn_api__health(kn_api_call *c);
 kn_status kn_api__endpoint_metrics(kn_api_call *c);
 kn_status kn_api__prometheus(kn_api_call *c);
 kn_status kn_api__instance_types(kn_api_call *c);
+kn_status kn_api__iam_lint(kn_api_call *c);
 /* Adds a response header (silently dropped beyond KN_API_MAX_RESP_HEADERS). */
 void kn_api__add_header(kn_api_response *r, const char *name, const char *value);
 /* console.c: the web console's embedded files */

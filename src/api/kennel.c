@@ -11,6 +11,7 @@
  * Thread-safe: no state.
  */
 #include "api_int.h"
+#include "kennel/auth.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -109,5 +110,34 @@ kn_status kn_api__instance_types(kn_api_call *c)
                                                "VCpu", t[i].vcpu, "MemoryMiB", t[i].memory_mib,
                                                "UsdPerHour", t[i].usd_per_hour));
     c->output = json_pack("{s:o}", "InstanceTypes", items);
+    return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
+}
+
+/* POST /kennel/iam/lint (body: a policy document; ?kind=trust for a role's
+ * trust policy): the findings `kennel iam lint` prints, for the console's
+ * IAM page. A document that does not parse is MalformedPolicyDocument. */
+kn_status kn_api__iam_lint(kn_api_call *c)
+{
+    kn_policy_kind kind = KN_POLICY_IDENTITY;
+    char v[16];
+    if (c->req->query && kn_api__form_get(c->req->query, strlen(c->req->query), "kind", v, sizeof v))
+        kind = strcmp(v, "trust") == 0 ? KN_POLICY_RESOURCE : KN_POLICY_IDENTITY;
+    kn_lint_finding *f = NULL;
+    size_t n = 0;
+    kn_status s = kn_policy_lint((const char *)c->req->body, c->req->body_len, kind, &f, &n,
+                                 &c->err);
+    if (s) {
+        c->err_code = "MalformedPolicyDocument";
+        return s;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            items, json_pack("{s:s, s:i, s:s, s:s, s:s}", "Level",
+                             f[i].level == KN_LINT_ERROR ? "error" : "warning", "Statement",
+                             f[i].statement, "Sid", f[i].sid, "Code", f[i].code, "Message",
+                             f[i].message));
+    free(f);
+    c->output = json_pack("{s:o}", "Findings", items);
     return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
 }
