@@ -20,6 +20,7 @@ int kn_cli_activities(int argc, char **argv);
 int kn_cli_metrics(int argc, char **argv);
 int kn_cli_iam(int argc, char **argv);
 int kn_cli_audit(int argc, char **argv);
+int kn_cli_iam_suggest(int argc, char **argv);
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,7 +11,10 @@
  *                       [--context KEY=VALUE]... [--trust]
  *       evaluates one request against the policies as the server would and
  *       prints the decision with the statement that decided it (or AWS's
- *       AccessDenied message). Exit 0 allowed, 1 denied, 2 bad usage. */
+ *       AccessDenied message). Exit 0 allowed, 1 denied, 2 bad usage.
+ *   kennel iam suggest --role R --since T
+ *       the smallest policy for what the role did, from the audit log
+ *       (audit.c). */
 #include "cli.h"
 
 #include "kennel/auth.h"
@@ -31,11 +34,14 @@ static void usage(FILE *f)
             "       kennel iam simulate --policy FILE... --action ACTION [--resource ARN]\n"
             "                           [--principal ARN] [--service NAME]\n"
             "                           [--context KEY=VALUE]... [--trust]\n"
+            "       kennel iam suggest --role R [--since T] [--data-dir D] [--out FILE]\n"
             "\n"
             "lint: report wildcard actions and resources, Allow with NotAction or\n"
             "  NotResource, privilege-escalation actions (iam:PassRole, iam:Put*Policy,\n"
             "  ...), unknown actions (typos grant nothing), unknown services and\n"
             "  Principal \"*\". Exit 0 clean, 1 findings, 2 malformed or unreadable.\n"
+            "suggest: the smallest policy allowing what role R's sessions did since T,\n"
+            "  from the daemon's audit log (kennel iam suggest --help).\n"
             "  --trust       the files are trust (resource) policies: Principal required\n"
             "  --json        one JSON object per finding instead of text lines\n"
             "\n"
@@ -285,6 +291,9 @@ int kn_cli_iam(int argc, char **argv)
         return cmd_lint(argc - 1, argv + 1);
     if (!strcmp(argv[1], "simulate"))
         return cmd_simulate(argc - 1, argv + 1);
-    fprintf(stderr, "kennel iam: unknown subcommand '%s' (lint or simulate)\n", argv[1]);
+    if (!strcmp(argv[1], "suggest"))
+        return kn_cli_iam_suggest(argc - 1, argv + 1);
+    fprintf(stderr, "kennel iam: unknown subcommand '%s' (lint, simulate or suggest)\n",
+            argv[1]);
     return 2;
 }

@@ -46,6 +46,8 @@ static const struct command {
     {"logs", "TRAINING-JOB", "a training job's log", kn_cli_logs},
     {"plot", "metrics TRAINING-JOB --out F.png", "a training job's metric curves",
      kn_cli_plot},
+    {"audit", "[--since T] [--principal P]", "the daemon's audit log of API calls",
+     kn_cli_audit},
     {"version", "", "print the version", cmd_version},
     {"help", "[COMMAND]", "show help", cmd_help},
 };

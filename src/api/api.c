@@ -58,6 +58,28 @@ static const kn_api_route routes[] = {
     AAS(DeleteScalingPolicy, kn_aas__delete_scaling_policy),
     AAS(DescribeScalingActivities, kn_aas__describe_scaling_activities),
 #undef AAS
+#define IAM(op, fn)                                                                          \
+    {KN_PROTO_QUERY, "iam", #op, NULL, NULL, NULL, "2010-05-08", "iam:" #op, fn}
+    IAM(CreateUser, kn_iam__create_user),
+    IAM(CreateAccessKey, kn_iam__create_access_key),
+    IAM(DeleteAccessKey, kn_iam__delete_access_key),
+    IAM(ListAccessKeys, kn_iam__list_access_keys),
+    IAM(CreateRole, kn_iam__create_role),
+    IAM(GetRole, kn_iam__get_role),
+    IAM(DeleteRole, kn_iam__delete_role),
+    IAM(PutRolePolicy, kn_iam__put_role_policy),
+    IAM(GetRolePolicy, kn_iam__get_role_policy),
+    IAM(DeleteRolePolicy, kn_iam__delete_role_policy),
+    IAM(CreatePolicy, kn_iam__create_policy),
+    IAM(AttachRolePolicy, kn_iam__attach_role_policy),
+    IAM(DetachRolePolicy, kn_iam__detach_role_policy),
+    IAM(AttachUserPolicy, kn_iam__attach_user_policy),
+    IAM(PutUserPolicy, kn_iam__put_user_policy),
+#undef IAM
+    {KN_PROTO_QUERY, "sts", "AssumeRole", NULL, NULL, NULL, "2011-06-15", "sts:AssumeRole",
+     kn_sts__assume_role},
+    {KN_PROTO_QUERY, "sts", "GetCallerIdentity", NULL, NULL, NULL, "2011-06-15",
+     "sts:GetCallerIdentity", kn_sts__get_caller_identity},
     {KN_PROTO_REST_JSON, "sagemaker", "InvokeEndpoint", NULL, "POST",
      "/endpoints/{EndpointName}/invocations", NULL, "sagemaker:InvokeEndpoint",
      kn_smr__invoke_endpoint},
@@ -288,10 +310,16 @@ void kn_api__route_find(const kn_api_request *req, const kn_sigv4_auth *auth, kn
         strcmp(req->path, "/") == 0) {
         m->proto = KN_PROTO_QUERY;
         char action[64];
-        if (kn_api__form_get((const char *)req->body, req->body_len, "Action", action,
-                             sizeof action))
-            snprintf(m->op, sizeof m->op, "%s", action);
-        return; /* no Query operations yet */
+        if (!kn_api__form_get((const char *)req->body, req->body_len, "Action", action,
+                              sizeof action))
+            return;
+        snprintf(m->op, sizeof m->op, "%s", action);
+        /* the scope's service picks among services, else the first row */
+        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+            if (routes[i].proto == KN_PROTO_QUERY && strcmp(routes[i].op, action) == 0 &&
+                (!m->route || (auth && strcmp(routes[i].service, auth->service) == 0)))
+                m->route = &routes[i];
+        return;
     }
     m->proto = KN_PROTO_REST_JSON;
     snprintf(m->op, sizeof m->op, "%s %s", req->method ? req->method : "?",

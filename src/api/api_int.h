@@ -167,6 +167,24 @@ kn_status kn_aas__delete_scaling_policy(kn_api_call *c);
 kn_status kn_aas__describe_scaling_activities(kn_api_call *c);
 /* SageMaker Runtime (runtime.c). */
 kn_status kn_smr__invoke_endpoint(kn_api_call *c);
+/* IAM and STS, Query protocol (iam.c). */
+kn_status kn_iam__create_user(kn_api_call *c);
+kn_status kn_iam__create_access_key(kn_api_call *c);
+kn_status kn_iam__delete_access_key(kn_api_call *c);
+kn_status kn_iam__list_access_keys(kn_api_call *c);
+kn_status kn_iam__create_role(kn_api_call *c);
+kn_status kn_iam__get_role(kn_api_call *c);
+kn_status kn_iam__delete_role(kn_api_call *c);
+kn_status kn_iam__put_role_policy(kn_api_call *c);
+kn_status kn_iam__get_role_policy(kn_api_call *c);
+kn_status kn_iam__delete_role_policy(kn_api_call *c);
+kn_status kn_iam__create_policy(kn_api_call *c);
+kn_status kn_iam__attach_role_policy(kn_api_call *c);
+kn_status kn_iam__detach_role_policy(kn_api_call *c);
+kn_status kn_iam__attach_user_policy(kn_api_call *c);
+kn_status kn_iam__put_user_policy(kn_api_call *c);
+kn_status kn_sts__assume_role(kn_api_call *c);
+kn_status kn_sts__get_caller_identity(kn_api_call *c);
 /* kennel's own routes (kennel.c) */
 kn_status kn_api__health(kn_api_call *c);
 kn_status kn_api__endpoint_metrics(kn_api_call *c);
