@@ -253,7 +253,7 @@
       const u = new uPlot({
         width, height: 220,
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'), /* as the tables: UTC */
-        scales: { x: { time: opts.xTime !== false }, y: Object.assign({ auto: true }, opts.y || {}) },
+        scales: { x: Object.assign({ time: opts.xTime !== false }, opts.x || {}), y: Object.assign({ auto: true }, opts.y || {}) },
         axes: [{ label: opts.xLabel }, { label: opts.yLabel || '', size: 60 }],
         series: [{}].concat(series.map((s) => s.points
           ? { label: s.label, stroke: s.stroke, fill: s.stroke, width: 0, paths: () => null, points: { show: true, size: 10, fill: s.stroke, stroke: s.stroke } }
@@ -261,9 +261,16 @@
               paths: s.step ? uPlot.paths.stepped({ align: 1 }) : undefined })),
       }, [[], ...series.map(() => [])], box);
       state.charts[id] = u;
+      /* follow the card's width (grid reflow, rotation, window size) */
+      if (typeof ResizeObserver !== 'undefined') {
+        new ResizeObserver(() => {
+          const w = Math.max(260, box.clientWidth);
+          if (Math.abs(u.width - w) > 4) u.setSize({ width: w, height: 220 });
+        }).observe(box);
+      }
       return u;
     };
-    return { node: wrap, box, make, get u() { return state.charts[id]; } };
+    return { node: wrap, box, make, setX(x) { opts.x = x; }, get u() { return state.charts[id]; } };
   }
   function setChart(c, data) {
     if (typeof uPlot === 'undefined') {
@@ -668,6 +675,13 @@
           }
           const pts = rows.filter((r) => r.objective != null && r.hp[h] != null);
           const numeric = pts.every((r) => !Number.isNaN(Number(r.hp[h])));
+          const vals = pts.map((r) => Number(r.hp[h]));
+          const logX = numeric && vals.length > 1 && Math.min(...vals) > 0 && Math.max(...vals) / Math.min(...vals) >= 100;
+          if (hpChart[h].logX !== logX) { /* a range over decades reads on a log axis */
+            hpChart[h].logX = logX;
+            if (hpChart[h].u) { hpChart[h].u.destroy(); delete state.charts['hp-' + h]; }
+            hpChart[h].setX(logX ? { distr: 3 } : {});
+          }
           const cats = [...new Set(pts.map((r) => r.hp[h]))].sort();
           const xy = pts.map((r) => [numeric ? Number(r.hp[h]) : cats.indexOf(r.hp[h]), r.objective]).sort((p, q) => p[0] - q[0]);
           setChart(hpChart[h], [xy.map((p) => p[0]), xy.map((p) => p[1])]);

@@ -169,7 +169,48 @@ async function noHorizontalOverflow(page) {
     check('markup in a resource is rendered inert', injected.imgs === 0 && injected.xss === undefined, JSON.stringify(injected));
     await shot(page, 'endpoint-failed');
 
-    // 5. a phone-sized viewport
+    // 5. the tuning job's page: trials sortable by objective; a trial's page
+    if (process.env.KN_TUNING) {
+      const tj = process.env.KN_TUNING;
+      await page.goto(URL_ + '/console/#/tuning/' + tj);
+      await until('four finished trials', async () => {
+        const t = await page.textContent('#tuning-head');
+        return /Completed/.test(t) && (await page.$$('table.trials tbody tr')).length === 4;
+      }, 90000);
+      const objectives = async () => page.$$eval('table.trials tbody tr', (rows) => {
+        const head = [...document.querySelectorAll('table.trials th')].map((th) => th.textContent);
+        const col = head.findIndex((h) => h.startsWith('Objective'));
+        return rows.map((r) => Number(r.children[col].textContent));
+      });
+      const asc = await objectives();
+      check('trials are listed best first (Minimize)', asc.every((v, i) => i === 0 || asc[i - 1] <= v), JSON.stringify(asc));
+      await page.click('table.trials th[data-key=objective]');
+      const desc = await objectives();
+      check('a click on Objective sorts the other way', desc.every((v, i) => i === 0 || desc[i - 1] >= v) && desc[0] > desc[desc.length - 1], JSON.stringify(desc));
+      await page.click('table.trials th[data-key=objective]');
+      const again = await objectives();
+      check('and back', JSON.stringify(again) === JSON.stringify(asc), JSON.stringify(again));
+      const best = await page.textContent('#best');
+      const first = await page.$eval('table.trials tbody tr a', (a) => a.textContent);
+      check('the best training job is the first trial', best.includes(first), best);
+      const hpCharts = await page.evaluate(() => Object.keys(window.kennelConsole.charts).filter((k) => k.startsWith('hp-')));
+      check('objective against each hyperparameter', hpCharts.includes('hp-learning_rate') && hpCharts.includes('hp-batch_size'), JSON.stringify(hpCharts));
+      await shot(page, 'tuning');
+      await page.click('table.trials tbody tr a');
+      await page.waitForSelector('#job-name');
+      const curves = await until('the loss curves', async () => page.evaluate(() => {
+        const u = window.kennelConsole.charts.loss;
+        return u && u.series.length >= 3 ? u.series.map((x) => x.label).slice(1) : null;
+      }), 20000).catch((e) => String(e));
+      check('the training job page draws its loss curves', Array.isArray(curves) && curves.includes('Valid Loss') && curves.includes('Test Loss'), JSON.stringify(curves));
+      const tl = await page.textContent('#timeline');
+      check('the training job page shows the status timeline', /Completed/.test(tl) && /Training/.test(tl), tl.slice(0, 200));
+      const logTail = await page.textContent('#log');
+      check('the training job page shows the log tail', /Testing Loss: /.test(logTail), logTail.slice(-200));
+      await shot(page, 'training-job');
+    }
+
+    // 6. a phone-sized viewport
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
     const p2 = await phone.newPage();
     await signIn(p2, AKID, SECRET);
@@ -182,7 +223,7 @@ async function noHorizontalOverflow(page) {
     await shot(p2, 'endpoint-phone');
     await phone.close();
 
-    // 6. the server stops answering: a banner, and the page keeps its data
+    // 7. the server stops answering: a banner, and the page keeps its data
     await page.goto(URL_ + '/console/#/endpoint/dogs');
     await until('the dogs charts', async () => page.evaluate(() => {
       const u = window.kennelConsole.charts.instances;

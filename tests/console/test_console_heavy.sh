@@ -68,6 +68,43 @@ mkdir -p "$evil" && echo '{"arch": "resnet18", "num_classes": 3}' > "$evil/model
 "$kennel" autoscale dogs --min 1 --max 3 --target 5 --scale-in-cooldown 300 \
   --scale-out-cooldown 30 > "$tmp/as.out" 2>&1 || { echo "FAIL: autoscale"; cat "$tmp/as.out"; exit 1; }
 
+# a small tuning job: the jobs tests' fast stand-in trainer as the training
+# image, 4 trials, 2 at a time
+mkdir -p "$tmp/input"
+cat > "$tmp/tuning.json" <<JSON
+{"HyperParameterTuningJobName": "console-tune",
+ "HyperParameterTuningJobConfig": {"Strategy": "Random",
+   "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "Test Loss"},
+   "ResourceLimits": {"MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 2},
+   "ParameterRanges": {
+     "ContinuousParameterRanges": [{"Name": "learning_rate", "MinValue": "0.0001",
+                                    "MaxValue": "1", "ScalingType": "Logarithmic"}],
+     "CategoricalParameterRanges": [{"Name": "batch_size", "Values": ["32", "64", "128"]}]},
+   "TrainingJobEarlyStoppingType": "Off"},
+ "TrainingJobDefinition": {
+   "AlgorithmSpecification": {"TrainingImage": "$src/tests/jobs/standin_trainer.py",
+     "TrainingInputMode": "File",
+     "MetricDefinitions": [{"Name": "Test Loss", "Regex": "Testing Loss: ([0-9.]+)"},
+                           {"Name": "Valid Loss", "Regex": "Valid Loss: ([0-9.]+)"}]},
+   "StaticHyperParameters": {"sleep": "0.05"},
+   "RoleArn": "arn:aws:iam::123456789012:role/kennel",
+   "InputDataConfig": [{"ChannelName": "training", "DataSource": {"S3DataSource": {
+     "S3DataType": "S3Prefix", "S3Uri": "file://$tmp/input"}}}],
+   "OutputDataConfig": {"S3OutputPath": "file://$tmp/out"},
+   "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+   "StoppingCondition": {"MaxRuntimeInSeconds": 600}}}
+JSON
+aws=/usr/bin/aws
+if [ -x "$aws" ]; then
+  AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER= AWS_MAX_ATTEMPTS=1 \
+    "$aws" --endpoint-url "$KENNEL_ENDPOINT" --region us-east-1 sagemaker \
+    create-hyper-parameter-tuning-job --cli-input-json "file://$tmp/tuning.json" \
+    > "$tmp/tune.out" 2>&1 || { echo "FAIL: create-hyper-parameter-tuning-job"; cat "$tmp/tune.out"; exit 1; }
+  export KN_TUNING=console-tune
+else
+  echo "note: /usr/bin/aws (Debian awscli) is missing: the tuning pages are not checked"
+fi
+
 mkdir -p "$build/console-artifacts"
 KN_URL="$KENNEL_ENDPOINT" KN_SERVER_PID=$server_pid KN_JPEG="$tmp/x.jpg" \
   KN_ARTIFACTS="$build/console-artifacts" KN_CHROMIUM=$chromium \
