@@ -22,6 +22,8 @@
   InvalidClientTokenId; a request signed 20 minutes ago is refused; a
   session token that expired: ExpiredTokenException; a wrong token:
   UnrecognizedClientException;
+- CreateModel with an ExecutionRoleArn needs iam:PassRole on that role (with
+  iam:PassedToService = sagemaker.amazonaws.com), and the model records it;
 - the audit log (kennel audit) has the allowed and denied calls with the
   deciding statement, and kennel iam suggest turns the role's calls into a
   policy with exactly InvokeEndpoint on dog-ep; kennel iam lint flags a
@@ -295,6 +297,30 @@ def run(d, port, jpeg, boto3, bconfig, ClientError):
     e = err(client("sagemaker", *bob).list_endpoints)
     check("deleted key: UnrecognizedClientException", e and
           e["Error"]["Code"] == "UnrecognizedClientException", e and e["Error"])
+
+    # ---- iam:PassRole for a role handed to SageMaker (CreateModel's ExecutionRoleArn)
+    iam.create_user(UserName="carol")
+    k = iam.create_access_key(UserName="carol")["AccessKey"]
+    carol = client("sagemaker", k["AccessKeyId"], k["SecretAccessKey"])
+    iam.put_user_policy(UserName="carol", PolicyName="models", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                                                 "Action": "sagemaker:CreateModel",
+                                                 "Resource": "*"}]}))
+    model = dict(ModelName="carols", ExecutionRoleArn=role_arn,
+                 PrimaryContainer={"Image": "kennel", "ModelDataUrl": f"{d}/pkg"})
+    e = err(carol.create_model, **model)
+    check("CreateModel without iam:PassRole: AccessDenied on the role", e and
+          e["Error"]["Code"] == "AccessDeniedException" and
+          f"iam:PassRole on resource: {role_arn}" in e["Error"]["Message"], e and e["Error"])
+    iam.put_user_policy(UserName="carol", PolicyName="pass", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "iam:PassRole", "Resource": role_arn,
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}}]}))
+    out = carol.create_model(**model)
+    check("CreateModel with iam:PassRole to SageMaker", out.get("ModelArn", "").endswith(
+        ":model/carols"), out)
+    out = client("sagemaker").describe_model(ModelName="carols")
+    check("the model records its execution role", out["ExecutionRoleArn"] == role_arn, out)
 
     # ---- signature failures
     e = err(client("sagemaker", AKID, SECRET[:-1] + "X").list_endpoints)
