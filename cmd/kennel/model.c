@@ -112,6 +112,7 @@ static int package(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},     {"tar", required_argument, NULL, 't'},
         {"tflite", required_argument, NULL, 'f'},  {"init", required_argument, NULL, 'i'},
         {"classes", required_argument, NULL, 'c'}, {"seed", required_argument, NULL, 's'},
+        {"image-size", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *arch = NULL, *weights = NULL, *labels = NULL, *outdir = NULL, *tar = NULL,
@@ -119,6 +120,8 @@ static int package(int argc, char **argv)
     kn_nn_head head = {0};
     bool random_init = false;
     unsigned long long seed = 1;
+    int image_size = 224;
+    char *end;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -132,6 +135,14 @@ static int package(int argc, char **argv)
             break;
         case 'c': head.classes = atoi(optarg); break;
         case 's': seed = strtoull(optarg, NULL, 10); break;
+        case 'S':
+            image_size = (int)strtol(optarg, &end, 10);
+            if (*end || end == optarg || image_size < 8 || image_size > 4096) {
+                fprintf(stderr, "kennel model package: --image-size '%s' is not in [8, 4096]\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'a': arch = optarg; break;
         case 'w': weights = optarg; break;
         case 'l': labels = optarg; break;
@@ -151,7 +162,10 @@ static int package(int argc, char **argv)
                     "       kennel model package --arch A --init random --classes N [--seed S]\n"
                     "                            [--hidden N] [--labels F] --out DIR\n"
                     "                            (PyTorch's default initialisation, seeded;\n"
-                    "                            for smoke tests)\n");
+                    "                            for smoke tests)\n"
+                    "--arch networks take --image-size N (input side, default 224);\n"
+                    "architectures: resnet18..resnet152, mobilenet_v2, tiny (one conv,\n"
+                    "for benches of the serving path)\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -220,7 +234,8 @@ static int package(int argc, char **argv)
         snprintf(m->arch, sizeof m->arch, "%s", arch);
         m->head = head;
         m->preproc = kn_img_preproc_torchvision();
-        if (kn_nn_build_arch(g, arch, 224, 224, &head, &e))
+        m->preproc.h = m->preproc.w = image_size;
+        if (kn_nn_build_arch(g, arch, image_size, image_size, &head, &e))
             goto out;
         kn_nn_graph_init_params(g, seed, true);
         if (labels) {
@@ -255,8 +270,9 @@ static int package(int argc, char **argv)
         if (kn_model_load(weights, &lp, &m, &e))
             goto out;
         kn_nn_head h = m->head;
+        m->preproc.h = m->preproc.w = image_size;
         g = kn_nn_graph_new();
-        if (!g || kn_nn_build_arch(g, arch, 224, 224, &h, &e) || kn_st_open(weights, &st, &e) ||
+        if (!g || kn_nn_build_arch(g, arch, image_size, image_size, &h, &e) || kn_st_open(weights, &st, &e) ||
             kn_nn_graph_load_st(g, st, NULL, false, &e))
             goto out;
         if (kn_model_save_dir(m, g, outdir, &e))

@@ -218,6 +218,11 @@ KN_API kn_status kn_nn_build_resnet(kn_nn_graph *g, int depth, int h, int w,
  * hidden layers, dropout 0.2 as torchvision. */
 KN_API kn_status kn_nn_build_mobilenet_v2(kn_nn_graph *g, int h, int w,
                                           const kn_nn_head *head, kn_err *e);
+/* "tiny": conv1 (3x3, stride 2, 16 channels) + bn1 + ReLU, global average
+ * pool, head named as a ResNet's ("fc"). Not a torchvision model: almost no
+ * compute, so a bench of the serving path measures HTTP and routing. */
+KN_API kn_status kn_nn_build_tiny(kn_nn_graph *g, int h, int w, const kn_nn_head *head,
+                                  kn_err *e);
 /* Appends flatten + the head after node x, named as a torchvision ResNet's
  * ("fc", or "fc.0", "fc.2", ... with hidden layers). For heads on imported
  * backbones. Returns the last node, or -1 (the error is kept on the graph). */
@@ -225,7 +230,7 @@ KN_API int kn_nn_head_append(kn_nn_graph *g, int x, const kn_nn_head *head);
 /* Makes a finalised graph extendable again (e.g. a split prefix that gets a
  * new head); finalise it again afterwards. */
 KN_API void kn_nn_graph_reopen(kn_nn_graph *g);
-/* By architecture name: "resnet18".."resnet152", "mobilenet_v2". */
+/* By architecture name: "resnet18".."resnet152", "mobilenet_v2", "tiny". */
 KN_API kn_status kn_nn_build_arch(kn_nn_graph *g, const char *arch, int h, int w,
                                   const kn_nn_head *head, kn_err *e);
 

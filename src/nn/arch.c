@@ -1,6 +1,7 @@
 /* Builders for torchvision's ResNet family and MobileNetV2, with the
  * configurable classifier head. Node and parameter names follow
- * torchvision's state_dict keys exactly, so weights load by name. */
+ * torchvision's state_dict keys exactly, so weights load by name. Also
+ * "tiny", a network with almost no compute for benches of the serving path. */
 #include "nn_int.h"
 
 #include <stdio.h>
@@ -194,9 +195,25 @@ kn_status kn_nn_build_mobilenet_v2(kn_nn_graph *g, int h, int w, const kn_nn_hea
     return kn_nn_graph_finalize(g, e);
 }
 
+kn_status kn_nn_build_tiny(kn_nn_graph *g, int h, int w, const kn_nn_head *head, kn_err *e)
+{
+    kn_status rc = check_head(head, e);
+    if (rc)
+        return rc;
+    int x = kn_nn_input(g, 3, h, w);
+    x = kn_nn_relu(g, conv_bn(g, x, "conv1", "bn1", 16, 3, 2, 1, 1));
+    x = kn_nn_gap(g, x);
+    x = kn_nn_flatten(g, x);
+    x = build_head(g, x, "fc", 0, "fc", head);
+    (void)x;
+    return kn_nn_graph_finalize(g, e);
+}
+
 kn_status kn_nn_build_arch(kn_nn_graph *g, const char *arch, int h, int w,
                            const kn_nn_head *head, kn_err *e)
 {
+    if (strcmp(arch, "tiny") == 0)
+        return kn_nn_build_tiny(g, h, w, head, e);
     if (strcmp(arch, "mobilenet_v2") == 0)
         return kn_nn_build_mobilenet_v2(g, h, w, head, e);
     if (strncmp(arch, "resnet", 6) == 0) {
@@ -209,7 +226,7 @@ kn_status kn_nn_build_arch(kn_nn_graph *g, const char *arch, int h, int w,
     }
     return kn_err_set(e, KN_INVALID,
                       "unknown architecture '%s' (resnet18, resnet34, resnet50, resnet101, "
-                      "resnet152, mobilenet_v2)",
+                      "resnet152, mobilenet_v2, tiny)",
                       arch);
 }
 

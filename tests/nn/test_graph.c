@@ -350,6 +350,20 @@ static void test_builders(void)
     KN_CHECK(kn_nn_graph_param_find(g, "layer4.2.bn3.running_var") >= 0);
     KN_CHECK(kn_nn_graph_param_find(g, "layer3.0.downsample.0.weight") >= 0);
     kn_nn_graph_free(g);
+    /* tiny: conv1 3x3/2 (3 -> 16) + bn1 + ReLU, pool, fc (16 -> 10); runs on
+     * both backends alike at a small input */
+    kn_nn_head ten = {.classes = 10};
+    g = kn_nn_graph_new();
+    KN_CHECK_INT(kn_nn_build_arch(g, "tiny", 16, 16, &ten, &e), KN_OK);
+    KN_CHECK(kn_nn_graph_param_find(g, "bn1.running_mean") >= 0);
+    int fw = kn_nn_graph_param_find(g, "fc.weight");
+    KN_REQUIRE(fw >= 0);
+    KN_CHECK_INT(kn_nn_graph_param_c(g, fw)->dims[1], 16);
+    KN_CHECK_INT(kn_nn_graph_param_numel(g) - 32, 3 * 16 * 9 + 2 * 16 + 16 * 10 + 10);
+    kn_nn_graph_init_params(g, 3, true);
+    kn_nn_graph_randomize_bn(g, 4);
+    KN_CHECK(ref_vs_dnnl(g, 2, 2, NULL) <= 1e-5);
+    kn_nn_graph_free(g);
     /* unknown architecture, bad depth, bad head */
     g = kn_nn_graph_new();
     KN_CHECK_INT(kn_nn_build_arch(g, "vgg16", 224, 224, &head, &e), KN_INVALID);
