@@ -103,6 +103,7 @@ static bool ping(kn_fleet *f, int port)
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/ping", port);
     curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* loopback: never via a proxy */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
@@ -195,12 +196,18 @@ static void spawn(kn_fleet *f, fendpoint *ep, fvariant *v, int vindex)
                     "--listen",    "127.0.0.1",    "--port",  "0",
                     "--ready-file", in->ready_file, "--threads", threads,
                     "--weights-cache", wcache, NULL};
-    /* environment: ours, with OMP_NUM_THREADS replaced */
+    /* environment: ours, with OMP_NUM_THREADS replaced, and OpenMP threads
+     * that sleep rather than spin between parallel regions unless
+     * OMP_WAIT_POLICY says otherwise: a spinning instance burns a core
+     * between requests (a tiny model took 200 us of CPU per request instead
+     * of 50), which other instances and the router need; resnet50's forward
+     * pass is no slower (bench/router_bench.sh, bench/README.md) */
     extern char **environ;
     size_t ne = 0;
+    bool wait_policy = false;
     while (environ[ne])
-        ne++;
-    char **envp = calloc(ne + 2, sizeof *envp);
+        wait_policy = wait_policy || strncmp(environ[ne++], "OMP_WAIT_POLICY=", 16) == 0;
+    char **envp = calloc(ne + 3, sizeof *envp);
     int logfd = open(in->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (!envp || logfd < 0) {
         kn_log(KN_LOG_ERROR, "endpoint %s: cannot prepare an instance: %s", ep->rec.name,
@@ -217,6 +224,8 @@ static void spawn(kn_fleet *f, fendpoint *ep, fvariant *v, int vindex)
         if (strncmp(environ[i], "OMP_NUM_THREADS=", 16) != 0)
             envp[k++] = environ[i];
     envp[k++] = omp;
+    if (!wait_policy)
+        envp[k++] = "OMP_WAIT_POLICY=PASSIVE";
     envp[k] = NULL;
 
     sigset_t none;

@@ -109,6 +109,7 @@ struct kn_fleet {
     fendpoint *eps;
     int next_id;
     bool stopping;
+    int invoke_waiters;     /* routed requests waiting on `changed` for an instance */
     bool thread_started, health_started;
     pthread_t thread, health_thread;
     kn_rng rng;

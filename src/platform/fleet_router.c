@@ -147,6 +147,7 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
              * unless the endpoint is not serving at all */
             struct timespec until;
             kn_fleet__deadline_in(&until, NO_INSTANCE_WAIT_MS);
+            f->invoke_waiters++;
             while (!in && !f->stopping && !ep->deleting &&
                    (strcmp(ep->rec.status, "InService") == 0 ||
                     strcmp(ep->rec.status, "SystemUpdating") == 0 ||
@@ -155,6 +156,7 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
                     break;
                 in = pick(f, ep, rq->target_variant, exclude, &vindex);
             }
+            f->invoke_waiters--;
         }
         if (!in) {
             kn_status s;
@@ -198,6 +200,9 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
             }
             hd = curl_slist_append(hd, "Expect:");
             curl_easy_setopt(h, CURLOPT_URL, url);
+            /* an instance is on loopback: never through a proxy named in the
+             * environment (and no proxy variables looked up per request) */
+            curl_easy_setopt(h, CURLOPT_PROXY, "");
             curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
             curl_easy_setopt(h, CURLOPT_POST, 1L);
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body_len ? (const char *)rq->body : "");
@@ -230,7 +235,15 @@ kn_status kn_fleet_invoke(kn_fleet *f, const kn_invoke_request *rq, kn_invoke_re
             in->served++;
         if (transport)
             in->broken = true;
-        pthread_cond_broadcast(&f->changed);
+        /* Wake the supervisor and health threads only when this completion
+         * matters to them: a suspect instance, a stopping or dead one (or
+         * one a scale-in waits for) going idle, or a request waiting for an
+         * instance. Waking them on every request made each one run a pass
+         * under f->mu: most of the router's cost at high request rates. */
+        if (transport || f->invoke_waiters > 0 ||
+            (in->outstanding == 0 &&
+             (in->state != INST_READY || kn_fleet__count(var, false) > var->rec->desired_count)))
+            pthread_cond_broadcast(&f->changed);
         pthread_mutex_unlock(&f->mu);
 
         if (rc == CURLE_OK) {
