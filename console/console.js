@@ -829,7 +829,7 @@
         } else {
           replace(roles, el('p', { class: 'muted', text: r.error.message }));
         }
-        const a = await optional(signed('iam', '/kennel/audit?decision=Deny&limit=50', { method: 'GET' }));
+        const a = await optional(signed('cloudtrail', '/kennel/audit?decision=Deny&limit=50', { method: 'GET' }));
         replace(denials, a.ok ? table([
           { key: 'Time', label: 'Time (UTC)', render: (x) => fmtTime(x.Time) },
           { key: 'Principal', label: 'Principal' }, { key: 'Action', label: 'Action' },

@@ -639,6 +639,21 @@ KN_API kn_status kn_iam_policy_attach(kn_iam *iam, const char *kind, const char 
 KN_API kn_status kn_iam_policy_detach(kn_iam *iam, const char *kind, const char *owner,
                                       const char *policy_arn, kn_err *e);
 
+/* Listings for the IAM List* operations: a JSON array of records with
+ * IAM's member names (users, roles; a user's or role's attached policies
+ * {PolicyName, PolicyArn}; its inline policies {PolicyName}). Owner-scoped
+ * listings of an unknown owner are KN_NOT_FOUND. */
+typedef enum kn_iam_list_kind {
+    KN_IAM_LIST_USERS,
+    KN_IAM_LIST_ROLES,
+    KN_IAM_LIST_ATTACHED_USER,
+    KN_IAM_LIST_ATTACHED_ROLE,
+    KN_IAM_LIST_INLINE_USER,
+    KN_IAM_LIST_INLINE_ROLE
+} kn_iam_list_kind;
+KN_API kn_status kn_iam_list(kn_iam *iam, kn_iam_list_kind kind, const char *owner, char **json,
+                             kn_err *e);
+
 /* Temporary credentials of an STS session for a role. */
 typedef struct kn_iam_credentials {
     char access_key[32];    /* ASIA... */

@@ -75,6 +75,12 @@ static const kn_api_route routes[] = {
     IAM(DetachRolePolicy, kn_iam__detach_role_policy),
     IAM(AttachUserPolicy, kn_iam__attach_user_policy),
     IAM(PutUserPolicy, kn_iam__put_user_policy),
+    IAM(ListUsers, kn_iam__list_users),
+    IAM(ListRoles, kn_iam__list_roles),
+    IAM(ListAttachedUserPolicies, kn_iam__list_attached_user_policies),
+    IAM(ListAttachedRolePolicies, kn_iam__list_attached_role_policies),
+    IAM(ListUserPolicies, kn_iam__list_user_policies),
+    IAM(ListRolePolicies, kn_iam__list_role_policies),
 #undef IAM
     {KN_PROTO_QUERY, "sts", "AssumeRole", NULL, NULL, NULL, "2011-06-15", "sts:AssumeRole",
      kn_sts__assume_role},
@@ -93,6 +99,8 @@ static const kn_api_route routes[] = {
      kn_api__instance_types},
     {KN_PROTO_KENNEL, NULL, "LintPolicy", NULL, "POST", "/kennel/iam/lint", NULL, NULL,
      kn_api__iam_lint},
+    {KN_PROTO_KENNEL, "cloudtrail", "LookupEvents", NULL, "GET", "/kennel/audit", NULL,
+     "cloudtrail:LookupEvents", kn_api__audit_events},
     /* the web console's files: public, no data in them (see console.c) */
     {KN_PROTO_KENNEL, NULL, "Console", NULL, "GET", "/console/", NULL, NULL, kn_api__console},
     {KN_PROTO_KENNEL, NULL, "Console", NULL, "GET", "/console/{File}", NULL, NULL,

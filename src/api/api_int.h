@@ -183,6 +183,12 @@ kn_status kn_iam__attach_role_policy(kn_api_call *c);
 kn_status kn_iam__detach_role_policy(kn_api_call *c);
 kn_status kn_iam__attach_user_policy(kn_api_call *c);
 kn_status kn_iam__put_user_policy(kn_api_call *c);
+kn_status kn_iam__list_users(kn_api_call *c);
+kn_status kn_iam__list_roles(kn_api_call *c);
+kn_status kn_iam__list_attached_user_policies(kn_api_call *c);
+kn_status kn_iam__list_attached_role_policies(kn_api_call *c);
+kn_status kn_iam__list_user_policies(kn_api_call *c);
+kn_status kn_iam__list_role_policies(kn_api_call *c);
 kn_status kn_sts__assume_role(kn_api_call *c);
 kn_status kn_sts__get_caller_identity(kn_api_call *c);
 /* kennel's own routes (kennel.c) */
@@ -191,6 +197,7 @@ kn_status kn_api__endpoint_metrics(kn_api_call *c);
 kn_status kn_api__prometheus(kn_api_call *c);
 kn_status kn_api__instance_types(kn_api_call *c);
 kn_status kn_api__iam_lint(kn_api_call *c);
+kn_status kn_api__audit_events(kn_api_call *c);
 /* Adds a response header (silently dropped beyond KN_API_MAX_RESP_HEADERS). */
 void kn_api__add_header(kn_api_response *r, const char *name, const char *value);
 /* console.c: the web console's embedded files */

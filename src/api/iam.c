@@ -198,6 +198,32 @@ static kn_status answer(kn_api_call *c, const char *elem, const char *json)
     return KN_OK;
 }
 
+/* Answers a listing: <elem><member>record</member>...</elem> and
+ * IsTruncated (kennel answers every listing in one page). With only set,
+ * each member is that one string member of the record (PolicyNames). */
+static void list_answer(kn_api_call *c, const char *elem, const char *json, const char *only)
+{
+    open_response(c, IAM_NS);
+    open_result(c);
+    kn_buf *b = &c->resp->body;
+    kn_buf_appendf(b, "<%s>", elem);
+    json_t *arr = json ? json_loads(json, 0, NULL) : NULL;
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o)
+    {
+        kn_buf_appendf(b, "<member>");
+        if (only)
+            xml_text(b, json_string_value(json_object_get(o, only)));
+        else
+            members(b, o);
+        kn_buf_appendf(b, "</member>");
+    }
+    json_decref(arr);
+    kn_buf_appendf(b, "</%s><IsTruncated>false</IsTruncated>", elem);
+    close_response(c, true);
+}
+
 static kn_status need_iam(kn_api_call *c)
 {
     if (c->api->iam)
@@ -278,24 +304,8 @@ kn_status kn_iam__list_access_keys(kn_api_call *c)
     kn_status s = need_iam(c);
     if (!s && !(s = user_or_self(c, &a, &name)))
         s = iam_error(c, kn_iam_access_key_list(c->api->iam, name, &json, &c->err));
-    if (!s) {
-        open_response(c, IAM_NS);
-        open_result(c);
-        kn_buf *b = &c->resp->body;
-        kn_buf_appendf(b, "<AccessKeyMetadata>");
-        json_t *arr = json_loads(json, 0, NULL);
-        size_t i;
-        json_t *o;
-        json_array_foreach(arr, i, o)
-        {
-            kn_buf_appendf(b, "<member>");
-            members(b, o);
-            kn_buf_appendf(b, "</member>");
-        }
-        json_decref(arr);
-        kn_buf_appendf(b, "</AccessKeyMetadata><IsTruncated>false</IsTruncated>");
-        close_response(c, true);
-    }
+    if (!s)
+        list_answer(c, "AccessKeyMetadata", json, NULL);
     free(json);
     args_free(&a);
     return s;
@@ -559,4 +569,54 @@ kn_status kn_sts__get_caller_identity(kn_api_call *c)
     kn_buf_appendf(b, "</UserId><Account>%s</Account>", kn_iam_account(c->api->iam));
     close_response(c, true);
     return KN_OK;
+}
+
+/* ---- listings ------------------------------------------------------------ */
+
+static kn_status list_op(kn_api_call *c, kn_iam_list_kind kind, const char *owner_key,
+                         const char *elem, const char *only)
+{
+    args a = {0};
+    const char *owner = NULL;
+    char *json = NULL;
+    kn_status s = need_iam(c);
+    if (!s && owner_key)
+        s = get(c, &a, owner_key, 64, true, &owner);
+    if (!s)
+        s = iam_error(c, kn_iam_list(c->api->iam, kind, owner, &json, &c->err));
+    if (!s)
+        list_answer(c, elem, json, only);
+    free(json);
+    args_free(&a);
+    return s;
+}
+
+kn_status kn_iam__list_users(kn_api_call *c)
+{
+    return list_op(c, KN_IAM_LIST_USERS, NULL, "Users", NULL);
+}
+
+kn_status kn_iam__list_roles(kn_api_call *c)
+{
+    return list_op(c, KN_IAM_LIST_ROLES, NULL, "Roles", NULL);
+}
+
+kn_status kn_iam__list_attached_user_policies(kn_api_call *c)
+{
+    return list_op(c, KN_IAM_LIST_ATTACHED_USER, "UserName", "AttachedPolicies", NULL);
+}
+
+kn_status kn_iam__list_attached_role_policies(kn_api_call *c)
+{
+    return list_op(c, KN_IAM_LIST_ATTACHED_ROLE, "RoleName", "AttachedPolicies", NULL);
+}
+
+kn_status kn_iam__list_user_policies(kn_api_call *c)
+{
+    return list_op(c, KN_IAM_LIST_INLINE_USER, "UserName", "PolicyNames", "PolicyName");
+}
+
+kn_status kn_iam__list_role_policies(kn_api_call *c)
+{
+    return list_op(c, KN_IAM_LIST_INLINE_ROLE, "RoleName", "PolicyNames", "PolicyName");
 }

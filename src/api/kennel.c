@@ -141,3 +141,58 @@ kn_status kn_api__iam_lint(kn_api_call *c)
     c->output = json_pack("{s:o}", "Findings", items);
     return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
 }
+
+/* GET /kennel/audit[?decision=Deny][&principal=P][&action=A][&limit=N]: the
+ * newest N (default 50, at most 1000) audit records, newest first, whose
+ * decision contains `decision` (Deny matches ImplicitDeny and ExplicitDeny)
+ * — what `kennel audit` prints, for the console's IAM page. */
+typedef struct audit_ctx {
+    json_t *items;
+    const char *decision;
+} audit_ctx;
+
+static kn_status audit_row(const kn_audit_rec *r, void *ud)
+{
+    audit_ctx *a = ud;
+    if (a->decision[0] && !strstr(r->decision, a->decision))
+        return KN_OK;
+    json_array_insert_new(
+        a->items, 0,
+        json_pack("{s:f, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Time", r->time, "Principal",
+                  r->principal, "Action", r->action, "Resource", r->resource, "SourceAddress",
+                  r->source, "Decision", r->decision, "Statement", r->statement, "ErrorCode",
+                  r->error_code));
+    return KN_OK;
+}
+
+kn_status kn_api__audit_events(kn_api_call *c)
+{
+    char decision[32] = "", principal[256] = "", action[128] = "", lim[16] = "50";
+    const char *q = c->req->query ? c->req->query : "";
+    size_t ql = strlen(q);
+    kn_api__form_get(q, ql, "decision", decision, sizeof decision);
+    kn_api__form_get(q, ql, "principal", principal, sizeof principal);
+    kn_api__form_get(q, ql, "action", action, sizeof action);
+    kn_api__form_get(q, ql, "limit", lim, sizeof lim);
+    char *end;
+    long limit = strtol(lim, &end, 10);
+    if (!*lim || *end || limit < 1 || limit > 1000) {
+        c->err_code = "ValidationError";
+        return kn_err_set(&c->err, KN_INVALID, "limit must be in [1, 1000], not '%s'", lim);
+    }
+    /* filter on decision here: read enough newest rows to find `limit` */
+    kn_audit_query aq = {.principal = principal[0] ? principal : NULL,
+                         .action = action[0] ? action : NULL,
+                         .limit = decision[0] ? 20000 : (int)limit};
+    audit_ctx a = {.items = json_array(), .decision = decision};
+    kn_status s = kn_audit_read(kn_platform_data_dir(c->api->platform), &aq, audit_row, &a,
+                                &c->err);
+    if (s) {
+        json_decref(a.items);
+        return s;
+    }
+    while (json_array_size(a.items) > (size_t)limit)
+        json_array_remove(a.items, json_array_size(a.items) - 1);
+    c->output = json_pack("{s:o}", "Events", a.items);
+    return c->output ? KN_OK : kn_err_set(&c->err, KN_NOMEM, "out of memory");
+}

@@ -1308,3 +1308,95 @@ kn_status kn_iam_session_create(kn_iam *iam, const char *role_arn, const char *s
     json_decref(role);
     return s;
 }
+
+/* ---- listings -------------------------------------------------------------- */
+
+/* One query per listing; every column is text, named as IAM names the
+ * member. Owner-scoped listings bind the owner (its kind is in the SQL). */
+static const struct listing {
+    kn_iam_list_kind kind;
+    const char *sql;
+    bool owner;
+} listings[] = {
+    {KN_IAM_LIST_USERS,
+     "SELECT name AS UserName, user_id AS UserId, arn AS Arn, path AS Path, create_date "
+     "FROM iam_users ORDER BY name",
+     false},
+    {KN_IAM_LIST_ROLES,
+     "SELECT name AS RoleName, role_id AS RoleId, arn AS Arn, path AS Path, trust_policy AS "
+     "AssumeRolePolicyDocument, coalesce(description, '') AS Description, create_date "
+     "FROM iam_roles ORDER BY name",
+     false},
+    {KN_IAM_LIST_ATTACHED_USER,
+     "SELECT p.name AS PolicyName, p.arn AS PolicyArn FROM iam_attachments a JOIN "
+     "iam_policies p ON p.arn = a.policy_arn WHERE a.kind = 'user' AND a.owner = ? "
+     "ORDER BY p.name",
+     true},
+    {KN_IAM_LIST_ATTACHED_ROLE,
+     "SELECT p.name AS PolicyName, p.arn AS PolicyArn FROM iam_attachments a JOIN "
+     "iam_policies p ON p.arn = a.policy_arn WHERE a.kind = 'role' AND a.owner = ? "
+     "ORDER BY p.name",
+     true},
+    {KN_IAM_LIST_INLINE_USER,
+     "SELECT policy_name AS PolicyName FROM iam_inline_policies WHERE kind = 'user' AND "
+     "owner = ? ORDER BY policy_name",
+     true},
+    {KN_IAM_LIST_INLINE_ROLE,
+     "SELECT policy_name AS PolicyName FROM iam_inline_policies WHERE kind = 'role' AND "
+     "owner = ? ORDER BY policy_name",
+     true},
+};
+
+kn_status kn_iam_list(kn_iam *iam, kn_iam_list_kind kind, const char *owner, char **json,
+                      kn_err *e)
+{
+    *json = NULL;
+    const struct listing *l = NULL;
+    for (size_t i = 0; i < sizeof listings / sizeof listings[0]; i++)
+        if (listings[i].kind == kind)
+            l = &listings[i];
+    if (!l)
+        return kn_err_set(e, KN_INVALID, "unknown IAM listing %d", (int)kind);
+    pthread_mutex_lock(&iam->mu);
+    kn_status s = KN_OK;
+    if (l->owner) { /* the owner must exist: NoSuchEntity otherwise, as IAM */
+        bool found = false;
+        bool role = kind == KN_IAM_LIST_ATTACHED_ROLE || kind == KN_IAM_LIST_INLINE_ROLE;
+        sqlite3_stmt *q;
+        s = kn_iam__prepare(iam,
+                            role ? "SELECT 1 FROM iam_roles WHERE name = ?"
+                                 : "SELECT 1 FROM iam_users WHERE name = ?",
+                            &q, e);
+        if (!s) {
+            sqlite3_bind_text(q, 1, owner ? owner : "", -1, SQLITE_TRANSIENT);
+            found = sqlite3_step(q) == SQLITE_ROW;
+            sqlite3_finalize(q);
+            if (!found)
+                s = kn_err_set(e, KN_NOT_FOUND, "The %s with name %s cannot be found.",
+                               role ? "role" : "user", owner ? owner : "");
+        }
+    }
+    sqlite3_stmt *st;
+    if (!s)
+        s = kn_iam__prepare(iam, l->sql, &st, e);
+    if (!s) {
+        if (l->owner)
+            sqlite3_bind_text(st, 1, owner, -1, SQLITE_TRANSIENT);
+        json_t *a = json_array();
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *o = json_object();
+            for (int i = 0; i < sqlite3_column_count(st); i++) {
+                const char *name = sqlite3_column_name(st, i);
+                if (!strcmp(name, "create_date"))
+                    set_time(o, "CreateDate", sqlite3_column_double(st, i));
+                else
+                    set_str(o, name, col(st, i));
+            }
+            json_array_append_new(a, o);
+        }
+        sqlite3_finalize(st);
+        s = take_json(a, json, e);
+    }
+    pthread_mutex_unlock(&iam->mu);
+    return s;
+}

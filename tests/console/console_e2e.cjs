@@ -208,6 +208,35 @@ async function noHorizontalOverflow(page) {
       const logTail = await page.textContent('#log');
       check('the training job page shows the log tail', /Testing Loss: /.test(logTail), logTail.slice(-200));
       await shot(page, 'training-job');
+
+      // a read-only user sees the tuning job but cannot deploy its best
+      const viewer = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const vp = await viewer.newPage();
+      vp.on('pageerror', (e) => pageErrors.push(String(e)));
+      await signIn(vp, process.env.KN_VIEWER_KEY, process.env.KN_VIEWER_SECRET);
+      await vp.waitForSelector('#endpoints table');
+      await vp.goto(URL_ + '/console/#/tuning/' + tj);
+      await until('the viewer\'s trials table', async () => (await vp.$$('table.trials tbody tr')).length === 4, 20000);
+      await vp.fill('#deploy-name', 'viewer-ep');
+      await vp.click('#deploy-best');
+      const denied = await until('the deploy answer', async () => (await vp.textContent('#deploy-result')).trim(), 20000).catch((e) => String(e));
+      check('a read-only user cannot deploy the best job', /AccessDenied/.test(denied) && /not authorized to perform: sagemaker:CreateModel/.test(denied), denied);
+      await shot(vp, 'tuning-read-only');
+      await viewer.close();
+      const admin = new AwsClient({ accessKeyId: AKID, secretAccessKey: SECRET, service: 'sagemaker', region: 'us-east-1', retries: 0 });
+      const m = await admin.fetch(URL_ + '/', { method: 'POST', headers: { 'X-Amz-Target': 'SageMaker.DescribeModel', 'Content-Type': 'application/x-amz-json-1.1' }, body: JSON.stringify({ ModelName: 'viewer-ep' }) });
+      check('and nothing was created', m.status === 400, String(m.status));
+
+      // the IAM page: users, the role with its lint finding, the denial
+      await page.goto(URL_ + '/console/#/iam');
+      const iamText = await until('the IAM page', async () => {
+        const t = await page.textContent('main');
+        return /dog-fn-role/.test(t) && /viewer/.test(t) && /sagemaker:CreateModel/.test(t) ? t : null;
+      }, 20000).catch((e) => String(e));
+      check('the IAM page lists users and roles', /viewer/.test(iamText) && /dog-fn-role/.test(iamText) && /too-broad \(inline\)/.test(iamText), iamText.slice(0, 300));
+      check('the IAM page flags the role\'s sagemaker:* policy', /allows all \d+ sagemaker actions/.test(iamText), iamText.slice(0, 300));
+      check('the IAM page shows the recent denial', /viewer/.test(await page.textContent('#denials')) && /sagemaker:CreateModel/.test(await page.textContent('#denials')), await page.textContent('#denials'));
+      await shot(page, 'iam');
     }
 
     // 6. a phone-sized viewport

@@ -101,6 +101,23 @@ if [ -x "$aws" ]; then
     create-hyper-parameter-tuning-job --cli-input-json "file://$tmp/tuning.json" \
     > "$tmp/tune.out" 2>&1 || { echo "FAIL: create-hyper-parameter-tuning-job"; cat "$tmp/tune.out"; exit 1; }
   export KN_TUNING=console-tune
+  # IAM: a read-only user (for "deploy best", which it must not be able to
+  # do) and a role whose policy allows sagemaker:* (a lint finding)
+  iam() {
+    AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER= AWS_MAX_ATTEMPTS=1 \
+      "$aws" --endpoint-url "$KENNEL_ENDPOINT" --region us-east-1 --output json iam "$@"
+  }
+  iam create-user --user-name viewer > /dev/null &&
+    iam put-user-policy --user-name viewer --policy-name read-only --policy-document \
+      '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sagemaker:Describe*", "sagemaker:List*", "application-autoscaling:Describe*", "sts:GetCallerIdentity"], "Resource": "*"}]}' &&
+    iam create-access-key --user-name viewer > "$tmp/viewer.json" &&
+    iam create-role --role-name dog-fn-role --assume-role-policy-document \
+      '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}' > /dev/null &&
+    iam put-role-policy --role-name dog-fn-role --policy-name too-broad --policy-document \
+      '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"}]}' ||
+    { echo "FAIL: IAM set-up through the AWS CLI"; exit 1; }
+  export KN_VIEWER_KEY=$(/usr/bin/python3 -c "import json; print(json.load(open('$tmp/viewer.json'))['AccessKey']['AccessKeyId'])")
+  export KN_VIEWER_SECRET=$(/usr/bin/python3 -c "import json; print(json.load(open('$tmp/viewer.json'))['AccessKey']['SecretAccessKey'])")
 else
   echo "note: /usr/bin/aws (Debian awscli) is missing: the tuning pages are not checked"
 fi
