@@ -182,7 +182,7 @@ static kn_status query_parse(const char *raw, query *q, kn_auth_fail *fail, kn_e
     }
     size_t used = 0, eused = 0;
     const char *s = raw;
-    while (*s) {
+    for (;;) { /* every segment counts, a trailing empty one too (botocore) */
         const char *amp = strchr(s, '&');
         size_t n = amp ? (size_t)(amp - s) : strlen(s);
         /* An empty pair ("a&&b", a trailing '&') is signed by botocore as

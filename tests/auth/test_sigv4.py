@@ -169,6 +169,13 @@ cases = [
     ("GET", "http://127.0.0.1:8080/2015-03-31//functions/./x/../f/", {}, b"", "lambda"),
     # sorted by the encoded names: "a%7B" before "aa" ('%' sorts before letters)
     ("GET", "http://127.0.0.1:8080/x?aa=2&a%7B=1&b=%C3%A9&b=z", {}, b"", "lambda"),
+    # empty pairs: botocore signs each as an empty key with an empty value ("=")
+    ("GET", "http://127.0.0.1:8080/x?a=1&&b=2&", {}, b"", "lambda"),
+    # header values trimmed and collapsed over all of str.split()'s ASCII whitespace
+    ("POST", "http://127.0.0.1:8080/", {"Content-Type": "application/x-amz-json-1.1",
+                                        "X-Amz-Target": "SageMaker.ListModels",
+                                        "X-Custom": "\x0b a\x0c\x0c b \t\x1f c\x0b"},
+     b"{}", "sagemaker"),
 ]
 for method, url, headers, body, service in cases:
     for c, label in ((creds, "key"), (tok_creds, "session token")):
