@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Tuning strategies end to end through boto3 on a real kennel server, with
+the stand-in trainer (standin_trainer.py; its objective depends on
+learning_rate only, best at 0.01):
+  - Grid over a categorical learning_rate without MaxNumberOfTrainingJobs:
+    one child per value, each value exactly once;
+  - Hyperband (MinResource 1, MaxResource 9): children train for 1, 3 or 9
+    epochs (the `epochs` hyperparameter is the trial's resource), fewer
+    epochs in total than 9 per trial, and a configuration promoted to a
+    higher rung is among the best of the rung below;
+  - TrainingJobEarlyStoppingType Auto on a per-epoch objective: weak trials
+    are stopped early (Stopped, objective kept) and the best job is a trial
+    that ran to the end.
+(RandomSeed is newer than Debian's botocore, so the order is made
+deterministic with Grid rather than a seed.)
+The strategy decisions themselves (Bayesian vs Random on average over seeds,
+Hyperband's budget, Grid coverage) are tests/tune/test_tuner.c."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_jobs_boto3 as base  # noqa: E402
+
+
+def main():
+    if not base.KN:
+        print("KN_BIN not set")
+        return 1
+    try:
+        import boto3
+    except ImportError as e:
+        print(f"skip: {e} (needs python3-boto3)")
+        return 77
+    import tempfile
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        os.environ.pop(k, None)
+    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+                      KENNEL_ROOT_ACCESS_KEY_ID="AKIDEXAMPLE",
+                      KENNEL_ROOT_SECRET_ACCESS_KEY="kennel-test-secret")
+    tmp = tempfile.TemporaryDirectory()
+    d = tmp.name
+    os.makedirs(f"{d}/input")
+    srv = base.Server(d)
+    srv.start()
+    check = base.check
+    try:
+        sm = boto3.client("sagemaker", endpoint_url=srv.url, region_name="us-east-1",
+                          aws_access_key_id="AKIDEXAMPLE",
+                          aws_secret_access_key="kennel-test-secret")
+
+        def kids_of(name):
+            return sm.list_training_jobs_for_hyper_parameter_tuning_job(
+                HyperParameterTuningJobName=name, MaxResults=100)["TrainingJobSummaries"]
+
+        # Grid
+        req = base.tuning("grid", strategy="Grid", n=3, par=2, static={"sleep": "0.02"},
+                          ranges={"CategoricalParameterRanges": [{
+                              "Name": "learning_rate", "Values": ["0.001", "0.01", "0.1"]}]},
+                          d=d)
+        del req["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+        sm.create_hyper_parameter_tuning_job(**req)
+        res = base.wait(base.tuning_done(sm, "grid"), timeout=60)
+        vals = sorted(k["TunedHyperParameters"]["learning_rate"] for k in kids_of("grid"))
+        check("grid covers each value once", vals == ["0.001", "0.01", "0.1"], vals)
+        check("grid best", res["BestTrainingJob"]["TunedHyperParameters"]["learning_rate"] ==
+              "0.01", res.get("BestTrainingJob"))
+
+        # Hyperband
+        req = base.tuning("hb", strategy="Hyperband", n=9, par=3, static={"sleep": "0.01"}, d=d)
+        req["HyperParameterTuningJobConfig"]["StrategyConfig"] = {
+            "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 9}}
+        sm.create_hyper_parameter_tuning_job(**req)
+        res = base.wait(base.tuning_done(sm, "hb"), timeout=120)
+        check("hyperband completed", res and res["HyperParameterTuningJobStatus"] == "Completed",
+              res)
+        kids = kids_of("hb")
+        epochs = {}
+        for k in kids:
+            hp = sm.describe_training_job(TrainingJobName=k["TrainingJobName"])["HyperParameters"]
+            epochs[k["TrainingJobName"]] = int(hp["epochs"])
+        ev = sorted(epochs.values())
+        check("hyperband rungs", set(ev) <= {1, 3, 9} and ev[0] == 1 and ev[-1] > 1, ev)
+        check("hyperband spends less than full budget", sum(ev) < 9 * len(ev), ev)
+        rung0 = sorted((k["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+                        k["TunedHyperParameters"]["learning_rate"]) for k in kids
+                       if epochs[k["TrainingJobName"]] == 1 and k["ObjectiveStatus"] == "Succeeded")
+        promoted = {k["TunedHyperParameters"]["learning_rate"] for k in kids
+                    if epochs[k["TrainingJobName"]] == 3}
+        check("the best of the first rung is promoted", rung0 and rung0[0][1] in promoted,
+              (promoted, rung0))
+        code, msg = base.error_of(sm.create_hyper_parameter_tuning_job, **dict(
+            req, HyperParameterTuningJobName="hb-auto", HyperParameterTuningJobConfig=dict(
+                req["HyperParameterTuningJobConfig"], TrainingJobEarlyStoppingType="Auto")))
+        check("hyperband refuses early stopping Auto", code == "ValidationException" and
+              "Hyperband" in msg, (code, msg))
+
+        # early stopping Auto (median rule) on the per-epoch Valid Loss, over a
+        # grid in a known order: three good trials, then three poor ones
+        req = base.tuning("es", strategy="Grid", n=6, par=1, metric="Valid Loss",
+                          static={"sleep": "0.25", "epochs": "6"},
+                          ranges={"CategoricalParameterRanges": [{
+                              "Name": "learning_rate",
+                              "Values": ["0.01", "0.02", "0.005", "0.3", "0.0002", "1"]}]}, d=d)
+        req["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] = "Auto"
+        sm.create_hyper_parameter_tuning_job(**req)
+        res = base.wait(base.tuning_done(sm, "es"), timeout=180)
+        check("early stopping job completed", res and
+              res["HyperParameterTuningJobStatus"] == "Completed", res)
+        kids = kids_of("es")
+        stopped = [k for k in kids if k["TrainingJobStatus"] == "Stopped"]
+        check("the poor trials stopped early", sorted(
+            k["TunedHyperParameters"]["learning_rate"] for k in stopped) == ["0.0002", "0.3", "1"],
+              [(k["TrainingJobStatus"], k["TunedHyperParameters"]) for k in kids])
+        check("stopped trials keep their objective", all(
+            k["ObjectiveStatus"] == "Succeeded" for k in stopped), stopped)
+        best = res["BestTrainingJob"]
+        check("best ran to the end", best["TrainingJobStatus"] == "Completed", best)
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check("no exception", False, repr(e))
+    finally:
+        srv.stop()
+        check("server exited cleanly", srv.proc.returncode == 0, srv.proc.returncode)
+        if base.failures:
+            sys.stdout.write(open(f"{d}/server.err").read()[-5000:])
+    print(f"{base.checks - base.failures} passed, {base.failures} failed")
+    return 1 if base.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
