@@ -39,7 +39,8 @@
  * (a Lambda function name, name:qualifier or ARN), {Member:arn} (the value
  * is an ARN already). An action not listed is authorized on "*" (List and
  * Describe-all calls, Application Auto Scaling). `pass_role` names the
- * member carrying a role handed to the service (iam:PassRole is checked). */
+ * member carrying a role handed to the service (iam:PassRole is checked;
+ * "A.B" is member B of member A). */
 static const struct resource_rule {
     const char *action;
     const char *arn;
@@ -64,8 +65,10 @@ static const struct resource_rule {
      "arn:aws:sagemaker:{region}:{account}:training-job/{TrainingJobName:lower}", "RoleArn"},
     SMR("DescribeTrainingJob", "training-job", "TrainingJobName"),
     SMR("StopTrainingJob", "training-job", "TrainingJobName"),
-    SMR("CreateHyperParameterTuningJob", "hyper-parameter-tuning-job",
-        "HyperParameterTuningJobName"),
+    {"sagemaker:CreateHyperParameterTuningJob",
+     "arn:aws:sagemaker:{region}:{account}:hyper-parameter-tuning-job/"
+     "{HyperParameterTuningJobName:lower}",
+     "TrainingJobDefinition.RoleArn"},
     SMR("DescribeHyperParameterTuningJob", "hyper-parameter-tuning-job",
         "HyperParameterTuningJobName"),
     SMR("StopHyperParameterTuningJob", "hyper-parameter-tuning-job",
@@ -119,7 +122,16 @@ static bool member_value(const kn_api_call *c, json_t *body, const char *name, c
         if (!strcmp(m->params[i].name, name))
             return kn_api__url_decode(m->params[i].value, out, n);
     if (body) {
-        const char *v = json_string_value(json_object_get(body, name));
+        /* "TrainingJobDefinition.RoleArn": a member of a member */
+        json_t *o = body;
+        const char *part = name, *dot;
+        char seg[64];
+        while (o && (dot = strchr(part, '.')) && (size_t)(dot - part) < sizeof seg) {
+            snprintf(seg, sizeof seg, "%.*s", (int)(dot - part), part);
+            o = json_object_get(o, seg);
+            part = dot + 1;
+        }
+        const char *v = json_string_value(json_object_get(o, part));
         if (v && strlen(v) < n) {
             snprintf(out, n, "%s", v);
             return true;

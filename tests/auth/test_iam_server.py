@@ -282,6 +282,20 @@ def run(d, port, jpeg, boto3, bconfig, ClientError):
           e["Error"]["Message"].startswith(f"User: arn:aws:iam::{ACCT}:user/bob is not "
                                            "authorized to perform: sagemaker:InvokeEndpoint"),
           e and e["Error"])
+    # lambda:InvokeFunction, once the daemon has Lambda routes (the functions work)
+    e = err(client("lambda").list_functions)
+    if e and e["ResponseMetadata"]["HTTPStatusCode"] in (400, 404) and \
+            e["Error"]["Code"] in ("UnknownOperationException", "404"):
+        print("note: no Lambda routes on this daemon; lambda:InvokeFunction not checked")
+    else:
+        rc, out, e2 = aws(port, "lambda", "invoke", "--function-name", "dog-fn",
+                          f"{d}/fn-out.json", env={"AWS_ACCESS_KEY_ID": bob[0],
+                                                   "AWS_SECRET_ACCESS_KEY": bob[1]})
+        check("user without lambda:InvokeFunction: AccessDeniedException from aws lambda invoke",
+              rc != 0 and "AccessDeniedException" in e2 and
+              f"User: arn:aws:iam::{ACCT}:user/bob is not authorized to perform: "
+              "lambda:InvokeFunction on resource: "
+              f"arn:aws:lambda:{REGION}:{ACCT}:function:dog-fn" in e2, e2)
     e = err(client("iam", *bob).create_user, UserName="mallory")
     check("user without policies: AccessDenied (IAM Query)", e and
           e["Error"]["Code"] == "AccessDenied", e and e["Error"])
