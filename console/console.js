@@ -407,9 +407,10 @@
       { label: 'instances', stroke: '#2563eb', step: true }, { label: 'scaling activity', stroke: '#b91c1c', points: true }], { y: { range: (u, min, max) => [0, Math.max(1, max) + 1] } });
     const cInv = chart('invocations', 'Invocations per instance per minute, against the target', [
       { label: 'invocations / instance', stroke: '#15803d' }, { label: 'target', stroke: '#b45309', dash: [6, 4] }]);
-    const cLat = chart('latency', 'Latency (ms, per-minute averages)', [
-      { label: 'model', stroke: '#7c3aed' }, { label: 'overhead', stroke: '#0891b2' }],
-    { note: 'Per-minute averages of ModelLatency and OverheadLatency as the endpoint records them.' });
+    const cLat = chart('latency', 'Latency per minute (ms)', [
+      { label: 'p50', stroke: '#2563eb' }, { label: 'p99', stroke: '#b91c1c' },
+      { label: 'model (mean)', stroke: '#7c3aed', dash: [4, 3] }, { label: 'overhead (mean)', stroke: '#0891b2', dash: [4, 3] }],
+    { note: 'p50 and p99 of each request\'s whole time in the endpoint (model + overhead); ModelLatency and OverheadLatency are the minute\'s means.' });
     const cErr = chart('errors', 'Errors per minute', [
       { label: '4XX', stroke: '#b45309' }, { label: '5XX', stroke: '#b91c1c' }]);
     replace(view, [el('p', null, el('a', { href: '#/', text: '← Overview' })), head, error,
@@ -464,7 +465,8 @@
         const marks = xs.map((x, i) => (at.has(x) ? (at.get(x) ?? countAt[i]) : null));
         setChart(cInst, [xs, col((m) => m.InstanceCount), marks]);
         setChart(cInv, [xs, col((m) => m.InvocationsPerInstance), xs.map(() => target)]);
-        setChart(cLat, [xs, col((m) => m.ModelLatency / 1000), col((m) => m.OverheadLatency / 1000)]);
+        setChart(cLat, [xs, col((m) => m.LatencyP50 / 1000), col((m) => m.LatencyP99 / 1000),
+          col((m) => m.ModelLatency / 1000), col((m) => m.OverheadLatency / 1000)]);
         setChart(cErr, [xs, col((m) => m.Invocation4XXErrors), col((m) => m.Invocation5XXErrors)]);
         cInst.box.setAttribute('data-max-instances', String(Math.max(0, ...series.map((m) => m.InstanceCount || 0))));
         cInst.box.setAttribute('data-activities', String(acts_.length));

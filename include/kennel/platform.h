@@ -483,6 +483,8 @@ typedef struct kn_variant_minute {
     double per_instance;            /* InvocationsPerInstance: sum of 1/N per request */
     double model_latency_us;        /* mean */
     double overhead_latency_us;     /* mean */
+    double latency_p50_us;          /* model + overhead, per request: median */
+    double latency_p99_us;          /* and 99th percentile (within 3 %) */
     uint64_t errors_4xx, errors_5xx;
     int instances;                  /* instances in service at the minute's end */
 } kn_variant_minute;

@@ -61,11 +61,13 @@ kn_status kn_api__endpoint_metrics(kn_api_call *c)
         for (size_t k = 0; k < n; k++)
             json_array_append_new(
                 series,
-                json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:i}", "Minute",
+                json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:i}", "Minute",
                           (json_int_t)(m[k].minute * 60), "Invocations",
                           (json_int_t)m[k].invocations, "InvocationsPerInstance",
                           m[k].per_instance, "ModelLatency", m[k].model_latency_us,
-                          "OverheadLatency", m[k].overhead_latency_us, "Invocation4XXErrors",
+                          "OverheadLatency", m[k].overhead_latency_us, "LatencyP50",
+                          m[k].latency_p50_us, "LatencyP99", m[k].latency_p99_us,
+                          "Invocation4XXErrors",
                           (json_int_t)m[k].errors_4xx, "Invocation5XXErrors",
                           (json_int_t)m[k].errors_5xx, "InstanceCount", m[k].instances));
         json_object_set_new(vars, ep.variants[i].variant_name, series);

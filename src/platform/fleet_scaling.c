@@ -21,6 +21,29 @@ int64_t kn_fleet__now_minute(kn_fleet *f)
     return (int64_t)floor(kn_clock_wall(kn_platform_clock(f->platform)) / 60.0);
 }
 
+static int lat_bucket(double us)
+{
+    if (!(us > 1))
+        return 0;
+    int b = (int)(log(us) / log(KN_LAT_GROWTH)) + 1;
+    return b < KN_LAT_BUCKETS ? b : KN_LAT_BUCKETS - 1;
+}
+
+/* The q-quantile of a minute's histogram: the geometric middle of the
+ * bucket holding the ceil(q * n)-th request. */
+static double lat_quantile(const uint32_t *h, uint64_t n, double q)
+{
+    uint64_t rank = (uint64_t)ceil(q * (double)n), seen = 0;
+    if (rank < 1)
+        rank = 1;
+    for (int b = 0; b < KN_LAT_BUCKETS; b++) {
+        seen += h[b];
+        if (seen >= rank)
+            return b == 0 ? 1.0 : pow(KN_LAT_GROWTH, b - 0.5);
+    }
+    return pow(KN_LAT_GROWTH, KN_LAT_BUCKETS - 1);
+}
+
 /* Closes the minute being counted if it is over (f->mu held). */
 static void roll_minute(fvariant *v, int64_t minute)
 {
@@ -30,6 +53,8 @@ static void roll_minute(fvariant *v, int64_t minute)
         kn_variant_minute m = v->acc;
         m.model_latency_us = v->model_us_sum / (double)m.invocations;
         m.overhead_latency_us = v->overhead_us_sum / (double)m.invocations;
+        m.latency_p50_us = lat_quantile(v->latency_hist, m.invocations, 0.50);
+        m.latency_p99_us = lat_quantile(v->latency_hist, m.invocations, 0.99);
         m.instances = kn_fleet__count(v, true);
         v->done[v->n_done++] = m;
         int slot = v->n_recent++ % (int)(sizeof v->recent / sizeof v->recent[0]);
@@ -39,6 +64,7 @@ static void roll_minute(fvariant *v, int64_t minute)
     memset(&v->acc, 0, sizeof v->acc);
     v->acc.minute = minute;
     v->model_us_sum = v->overhead_us_sum = 0;
+    memset(v->latency_hist, 0, sizeof v->latency_hist);
 }
 
 /* Counts one answered invocation (f->mu held). InvocationsPerInstance adds
@@ -51,6 +77,7 @@ void kn_fleet__record(kn_fleet *f, fvariant *v, int status, double model_us, dou
     v->acc.per_instance += 1.0 / (n > 0 ? n : 1);
     v->model_us_sum += model_us;
     v->overhead_us_sum += total_us > model_us ? total_us - model_us : 0;
+    v->latency_hist[lat_bucket(total_us > model_us ? total_us : model_us)]++;
     if (status >= 400 && status < 500)
         v->acc.errors_4xx++;
     else if (status >= 500 || status == 0)

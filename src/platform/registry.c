@@ -158,6 +158,9 @@ static const struct migration {
      "  instances           INTEGER NOT NULL,\n"
      "  PRIMARY KEY (endpoint, variant, minute)\n"
      ") WITHOUT ROWID;\n"},
+    {4, "per-minute latency percentiles",
+     "ALTER TABLE variant_metrics ADD COLUMN latency_p50_us REAL NOT NULL DEFAULT 0;\n"
+     "ALTER TABLE variant_metrics ADD COLUMN latency_p99_us REAL NOT NULL DEFAULT 0;\n"},
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -515,7 +515,7 @@ kn_status kn_registry_metrics_put(kn_registry *r, const char *endpoint, const ch
         r,
         "INSERT OR REPLACE INTO variant_metrics (endpoint, variant, minute, invocations, "
         "per_instance, model_latency_us, overhead_latency_us, errors_4xx, errors_5xx, "
-        "instances) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "instances, latency_p50_us, latency_p99_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &st, e);
     if (!s) {
         sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
@@ -528,6 +528,8 @@ kn_status kn_registry_metrics_put(kn_registry *r, const char *endpoint, const ch
         sqlite3_bind_int64(st, 8, (sqlite3_int64)m->errors_4xx);
         sqlite3_bind_int64(st, 9, (sqlite3_int64)m->errors_5xx);
         sqlite3_bind_int(st, 10, m->instances);
+        sqlite3_bind_double(st, 11, m->latency_p50_us);
+        sqlite3_bind_double(st, 12, m->latency_p99_us);
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
             s = kn_registry__sqlite_err(r, rc, "write metrics", e);
@@ -549,6 +551,8 @@ static kn_status conv_minute(sqlite3_stmt *st, void *rec, kn_err *e)
     m->errors_4xx = (uint64_t)sqlite3_column_int64(st, 5);
     m->errors_5xx = (uint64_t)sqlite3_column_int64(st, 6);
     m->instances = sqlite3_column_int(st, 7);
+    m->latency_p50_us = sqlite3_column_double(st, 8);
+    m->latency_p99_us = sqlite3_column_double(st, 9);
     return KN_OK;
 }
 
@@ -561,7 +565,8 @@ kn_status kn_registry_metrics_get(kn_registry *r, const char *endpoint, const ch
     kn_status s = kn_registry__prepare(
         r,
         "SELECT minute, invocations, per_instance, model_latency_us, overhead_latency_us, "
-        "errors_4xx, errors_5xx, instances FROM variant_metrics WHERE endpoint = ? AND "
+        "errors_4xx, errors_5xx, instances, latency_p50_us, latency_p99_us FROM "
+        "variant_metrics WHERE endpoint = ? AND "
         "variant = ? AND minute BETWEEN ? AND ? ORDER BY minute",
         &st, e);
     void *arr = NULL;

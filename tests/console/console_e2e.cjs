@@ -155,6 +155,11 @@ async function noHorizontalOverflow(page) {
     check('charts update without a reload', liveAfter > liveBefore, liveBefore + ' -> ' + liveAfter);
     const target = await page.evaluate(() => window.kennelConsole.charts.invocations.data[2].find((v) => v != null));
     check('the invocations chart shows the policy target', target === 5, String(target));
+    const lat = await page.evaluate(() => {
+      const d = window.kennelConsole.charts.latency.data;
+      return d[1].map((p50, i) => [p50, d[2][i]]).filter((x) => x[0] != null);
+    });
+    check('latency p50 and p99 per minute, p50 <= p99', lat.length > 0 && lat.every(([a, b]) => a > 0 && a <= b), JSON.stringify(lat.slice(0, 5)));
     await shot(page, 'endpoint');
 
     // 4. markup in server data stays text: the failed endpoint's reason
@@ -205,7 +210,10 @@ async function noHorizontalOverflow(page) {
       check('the training job page draws its loss curves', Array.isArray(curves) && curves.includes('Valid Loss') && curves.includes('Test Loss'), JSON.stringify(curves));
       const tl = await page.textContent('#timeline');
       check('the training job page shows the status timeline', /Completed/.test(tl) && /Training/.test(tl), tl.slice(0, 200));
-      const logTail = await page.textContent('#log');
+      const logTail = await until('the log tail', async () => {
+        const t = await page.textContent('#log');
+        return /Testing Loss: /.test(t) ? t : null;
+      }, 15000).catch((e) => String(e));
       check('the training job page shows the log tail', /Testing Loss: /.test(logTail), logTail.slice(-200));
       await shot(page, 'training-job');
 
