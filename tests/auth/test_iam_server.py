@@ -348,6 +348,16 @@ def run(d, port, jpeg, boto3, bconfig, ClientError):
                       env={"AWS_ACCESS_KEY_ID": "AKIDNOSUCHKEY0000000"})
     check("unknown key, IAM: InvalidClientTokenId", rc != 0 and "InvalidClientTokenId" in e2,
           e2)
+    e = err(boto3.client("sagemaker", endpoint_url=url, region_name="eu-west-1",
+                         aws_access_key_id=AKID, aws_secret_access_key=SECRET,
+                         config=cfg).list_endpoints)
+    check("wrong region in the scope", e and e["Error"]["Code"] == "InvalidSignatureException"
+          and "Credential should be scoped to a valid Region, not 'eu-west-1'" in
+          e["Error"]["Message"], e and e["Error"])
+    s, data = post(port, "/", {"Content-Type": "application/x-www-form-urlencoded"},
+                   b"Action=GetCallerIdentity&Version=2011-06-15")
+    check("unsigned Query call: MissingAuthenticationToken", s == 403 and
+          b"<Code>MissingAuthenticationToken</Code>" in data, (s, data))
     now = datetime.datetime.now(datetime.timezone.utc)
     body = b'{}'
     base = {"Content-Type": "application/x-amz-json-1.1",
