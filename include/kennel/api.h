@@ -36,6 +36,9 @@ typedef struct kn_api_params {
                              * against IAM policies, and audited; NULL = no
                              * authentication at all (--insecure-no-auth) */
     struct kn_jobs *jobs;   /* runs training/tuning jobs (kennel/jobs.h); NULL = unavailable */
+    double auth_time;       /* fixed calendar time (epoch s) for signature and
+                             * session-expiry checks, for replaying recorded
+                             * requests in tests; 0 = the system clock */
 } kn_api_params;
 KN_API kn_api_params kn_api_default_params(void);
 

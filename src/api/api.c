@@ -139,6 +139,7 @@ kn_status kn_api_new(kn_platform *p, const kn_api_params *params, kn_api **out, 
     a->jobs = d.jobs;
     a->max_body = d.max_body ? d.max_body : KN_API_MAX_BODY;
     a->iam = d.iam;
+    a->auth_time = d.auth_time;
     if (a->iam && kn_api__authz_new(&a->authz) != KN_OK) {
         free(a);
         return kn_err_set(e, KN_NOMEM, "out of memory");

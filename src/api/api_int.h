@@ -18,6 +18,7 @@ struct kn_api {
     size_t max_body;
     kn_iam *iam;              /* NULL: no authentication (--insecure-no-auth, tests) */
     struct kn_api_authz *authz; /* identity cache (authz.c) */
+    double auth_time;         /* 0, or the fixed time of kn_api_params */
 };
 
 /* ------------------------------------------------------------- SigV4 */

@@ -449,14 +449,15 @@ kn_status kn_api__authorize(kn_api_call *c, kn_authz_result *res)
                         403, "AuthFailure", "%s",
                         "The security token included in the request is invalid.");
         }
-        if (x->id.expiration <= real_now()) {
+        if (x->id.expiration <= (a->auth_time ? a->auth_time : real_now())) {
             ident_release(x);
             return fail(c, res, q ? "ExpiredToken" : "ExpiredTokenException", q ? 403 : 403,
                         "AuthFailure", "%s",
                         "The security token included in the request is expired");
         }
     }
-    if (kn_auth_verify(&ar, &sig, x->id.secret, real_now(), &f, &pe)) {
+    if (kn_auth_verify(&ar, &sig, x->id.secret, a->auth_time ? a->auth_time : real_now(), &f,
+                       &pe)) {
         ident_release(x);
         c->err_code = kn_auth_fail_code(f, ap);
         c->err_http = kn_auth_fail_http(f, ap);
