@@ -19,6 +19,7 @@ int kn_cli_autoscale(int argc, char **argv);
 int kn_cli_activities(int argc, char **argv);
 int kn_cli_metrics(int argc, char **argv);
 int kn_cli_iam(int argc, char **argv);
+int kn_cli_function(int argc, char **argv);
 int kn_cli_audit(int argc, char **argv);
 int kn_cli_iam_suggest(int argc, char **argv);
 

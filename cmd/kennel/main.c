@@ -48,6 +48,8 @@ static const struct command {
      kn_cli_plot},
     {"audit", "[--since T] [--principal P]", "the daemon's audit log of API calls",
      kn_cli_audit},
+    {"function", "create|invoke|logs|concurrency|provisioned|package ...",
+     "Lambda-style functions on a kennel server", kn_cli_function},
     {"version", "", "print the version", cmd_version},
     {"help", "[COMMAND]", "show help", cmd_help},
 };

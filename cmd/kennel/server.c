@@ -11,6 +11,7 @@
 
 #include "kennel/api.h"
 #include "kennel/jobs.h"
+#include "kennel/fn.h"
 #include "kennel/platform.h"
 
 #include <errno.h>
@@ -93,7 +94,9 @@ int kn_cli_server(int argc, char **argv)
         O_STARTUP,
         O_HEALTH,
         O_VERBOSE,
-        O_NO_AUTH
+        O_NO_AUTH,
+        O_FN_IDLE,
+        O_FN_LIMIT
     };
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, O_DATA},
@@ -111,6 +114,7 @@ int kn_cli_server(int argc, char **argv)
     kn_platform_params pp = kn_platform_default_params();
     kn_api_http_params hp = kn_api_http_default_params();
     kn_fleet_params fp = kn_fleet_default_params();
+    kn_fn_params fnp = kn_fn_default_params();
     hp.port = 8080;
     const char *ready_file = NULL;
     bool no_auth = false;
@@ -162,6 +166,23 @@ int kn_cli_server(int argc, char **argv)
             }
             fp.health_interval_ms = (unsigned)v;
             break;
+        case O_FN_IDLE:
+            if (!parse_long(optarg, 1, 86400000, &v)) {
+                fprintf(stderr, "kennel server: --function-idle-ms '%s' is not in [1, 86400000]\n",
+                        optarg);
+                return 2;
+            }
+            fnp.idle_ms = (unsigned)v;
+            break;
+        case O_FN_LIMIT:
+            if (!parse_long(optarg, 100, 1000000, &v)) {
+                fprintf(stderr,
+                        "kennel server: --account-concurrency '%s' is not in [100, 1000000]\n",
+                        optarg);
+                return 2;
+            }
+            fnp.account_limit = (int)v;
+            break;
         case O_VERBOSE:
             kn_log_set_level(KN_LOG_DEBUG);
             break;
@@ -203,6 +224,7 @@ int kn_cli_server(int argc, char **argv)
     kn_platform *p = NULL;
     kn_fleet *fleet = NULL;
     kn_jobs *jobs = NULL;
+    kn_fn *fn = NULL;
     kn_api *api = NULL;
     kn_api_http *http = NULL;
     kn_iam *iam = NULL;
@@ -230,9 +252,19 @@ int kn_cli_server(int argc, char **argv)
                     "key is in %s (mode 0600)\n",
                     cred);
     }
+    /* Until execution roles mint their own credentials, environments get the
+     * daemon's configured ones (its administrator key, else its own AWS_*). */
+    fnp.access_key = getenv("KENNEL_ROOT_ACCESS_KEY_ID");
+    fnp.secret_key = getenv("KENNEL_ROOT_SECRET_ACCESS_KEY");
+    if (!fnp.access_key || !fnp.secret_key) {
+        fnp.access_key = getenv("AWS_ACCESS_KEY_ID");
+        fnp.secret_key = getenv("AWS_SECRET_ACCESS_KEY");
+        fnp.session_token = getenv("AWS_SESSION_TOKEN");
+    }
     kn_jobs_params jp = kn_jobs_default_params();
     jp.bin = self;
-    if (kn_fleet_start(p, &fp, &fleet, &e) || kn_jobs_start(p, &jp, &jobs, &e)) {
+    if (kn_fleet_start(p, &fp, &fleet, &e) || kn_jobs_start(p, &jp, &jobs, &e) ||
+        kn_fn_start(p, &fnp, &fn, &e)) {
         fprintf(stderr, "kennel server: %s\n", e.msg);
         goto out;
     }
@@ -240,11 +272,16 @@ int kn_cli_server(int argc, char **argv)
     ap.fleet = fleet;
     ap.iam = iam;
     ap.jobs = jobs;
+    ap.fn = fn;
     if (kn_api_new(p, &ap, &api, &e) || kn_api_http_start(api, &hp, &http, &e)) {
         fprintf(stderr, "kennel server: %s\n", e.msg);
         goto out;
     }
     int port = kn_api_http_port(http);
+    char url[128];
+    snprintf(url, sizeof url, "http://%s:%d",
+             strcmp(hp.host, "0.0.0.0") == 0 ? "127.0.0.1" : hp.host, port);
+    kn_fn_set_endpoint_url(fn, url);
     fprintf(stderr, "kennel server: data dir %s, clock rate %g\n", kn_platform_data_dir(p),
             kn_clock_rate(kn_platform_clock(p)));
     printf("listening on %s:%d\n", hp.host, port);
@@ -263,6 +300,7 @@ int kn_cli_server(int argc, char **argv)
 out:
     kn_api_http_stop(http);
     kn_jobs_stop(jobs);
+    kn_fn_stop(fn);
     kn_fleet_stop(fleet);
     kn_api_free(api);
     kn_iam_close(iam);

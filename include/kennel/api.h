@@ -39,6 +39,7 @@ typedef struct kn_api_params {
     double auth_time;       /* fixed calendar time (epoch s) for signature and
                              * session-expiry checks, for replaying recorded
                              * requests in tests; 0 = the system clock */
+    struct kn_fn *fn;       /* runs functions; NULL = function operations are unavailable */
 } kn_api_params;
 KN_API kn_api_params kn_api_default_params(void);
 
@@ -71,7 +72,7 @@ typedef struct kn_api_response {
     char content_type[64];
     struct {
         char name[48];
-        char value[192];
+        char value[5632];   /* X-Amz-Log-Result: base64 of 4 KB */
     } headers[KN_API_MAX_RESP_HEADERS];
     int n_headers;
     kn_buf body;            /* take it with kn_buf_take, or deinit the response */

@@ -496,6 +496,44 @@ KN_API kn_status kn_registry_metrics_get(kn_registry *r, const char *endpoint,
                                          const char *variant, int64_t from, int64_t to,
                                          kn_variant_minute **items, size_t *n, kn_err *e);
 
+/* ------------------------------------------------------------ functions */
+
+/* Lambda functions as stored documents (the fn module owns their shape),
+ * their queued Event invocations and their per-minute metrics. init
+ * creates the tables when missing (kn_fn_start calls it). */
+KN_API kn_status kn_registry_fn_init(kn_registry *r, kn_err *e);
+KN_API kn_status kn_registry_fn_save(kn_registry *r, const char *name, const char *doc,
+                                     kn_err *e);
+KN_API kn_status kn_registry_fn_delete(kn_registry *r, const char *name, kn_err *e);
+/* Calls fn(name, doc, ctx) for every stored function, by name. */
+KN_API kn_status kn_registry_fn_each(kn_registry *r,
+                                     void (*fn)(const char *name, const char *doc, void *ctx),
+                                     void *ctx, kn_err *e);
+/* Event queue: add returns the row id; next gives the oldest row with an id
+ * above `after` (KN_NOT_FOUND when none; *payload is malloc'd, free it). */
+KN_API kn_status kn_registry_fn_event_add(kn_registry *r, const char *function,
+                                          const char *qualifier, const void *payload,
+                                          size_t len, int64_t *id, kn_err *e);
+KN_API kn_status kn_registry_fn_event_next(kn_registry *r, int64_t after, int64_t *id,
+                                           char *function, size_t fn_n, char *qualifier,
+                                           size_t q_n, uint8_t **payload, size_t *len,
+                                           kn_err *e);
+KN_API kn_status kn_registry_fn_event_done(kn_registry *r, int64_t id, kn_err *e);
+
+typedef struct kn_fn_minute {
+    int64_t minute; /* clock minute (epoch seconds / 60) */
+    long long invocations, errors, throttles;
+    double duration_ms, duration_max; /* sum and max of durations */
+    int concurrent_max;
+    long long pc_invocations, pc_spillover;
+    double pc_utilization; /* max in-flight on provisioned / allocated */
+} kn_fn_minute;
+KN_API kn_status kn_registry_fn_metrics_put(kn_registry *r, const char *function,
+                                            const kn_fn_minute *m, kn_err *e);
+/* The last `minutes` rows of a function, oldest first; free *out. */
+KN_API kn_status kn_registry_fn_metrics_get(kn_registry *r, const char *function, int minutes,
+                                            kn_fn_minute **out, size_t *n, kn_err *e);
+
 /* -------------------------------------------------------------- platform */
 
 typedef struct kn_platform_params {

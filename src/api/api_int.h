@@ -6,6 +6,7 @@
 
 #include "kennel/api.h"
 #include "kennel/jobs.h"
+#include "kennel/fn.h"
 
 #include <jansson.h>
 
@@ -15,6 +16,7 @@ struct kn_api {
     kn_clock *clock;
     kn_fleet *fleet;          /* NULL: endpoint operations answer ServiceUnavailable */
     kn_jobs *jobs;            /* NULL: job operations answer ServiceUnavailable */
+    kn_fn *fn;                /* NULL: function operations answer ServiceException */
     size_t max_body;
     kn_iam *iam;              /* NULL: no authentication (--insecure-no-auth, tests) */
     struct kn_api_authz *authz; /* identity cache (authz.c) */
@@ -192,6 +194,31 @@ kn_status kn_iam__list_user_policies(kn_api_call *c);
 kn_status kn_iam__list_role_policies(kn_api_call *c);
 kn_status kn_sts__assume_role(kn_api_call *c);
 kn_status kn_sts__get_caller_identity(kn_api_call *c);
+/* Lambda (lambda.c). */
+kn_status kn_lambda__create_function(kn_api_call *c);
+kn_status kn_lambda__get_function(kn_api_call *c);
+kn_status kn_lambda__get_function_configuration(kn_api_call *c);
+kn_status kn_lambda__list_functions(kn_api_call *c);
+kn_status kn_lambda__delete_function(kn_api_call *c);
+kn_status kn_lambda__update_function_code(kn_api_call *c);
+kn_status kn_lambda__update_function_configuration(kn_api_call *c);
+kn_status kn_lambda__publish_version(kn_api_call *c);
+kn_status kn_lambda__list_versions(kn_api_call *c);
+kn_status kn_lambda__create_alias(kn_api_call *c);
+kn_status kn_lambda__get_alias(kn_api_call *c);
+kn_status kn_lambda__update_alias(kn_api_call *c);
+kn_status kn_lambda__delete_alias(kn_api_call *c);
+kn_status kn_lambda__list_aliases(kn_api_call *c);
+kn_status kn_lambda__put_function_concurrency(kn_api_call *c);
+kn_status kn_lambda__get_function_concurrency(kn_api_call *c);
+kn_status kn_lambda__delete_function_concurrency(kn_api_call *c);
+kn_status kn_lambda__put_provisioned(kn_api_call *c);
+kn_status kn_lambda__get_provisioned(kn_api_call *c);
+kn_status kn_lambda__delete_provisioned(kn_api_call *c);
+kn_status kn_lambda__get_account_settings(kn_api_call *c);
+kn_status kn_lambda__invoke(kn_api_call *c);
+kn_status kn_lambda__logs(kn_api_call *c);
+kn_status kn_lambda__metrics(kn_api_call *c);
 /* kennel's own routes (kennel.c) */
 kn_status kn_api__health(kn_api_call *c);
 kn_status kn_api__endpoint_metrics(kn_api_call *c);

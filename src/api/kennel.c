@@ -92,6 +92,8 @@ kn_status kn_api__prometheus(kn_api_call *c)
     kn_api_response *r = c->resp;
     r->body.len = 0;
     kn_status s = kn_fleet_prometheus(c->api->fleet, &r->body);
+    if (!s && c->api->fn)
+        s = kn_fn_prometheus(c->api->fn, &r->body);
     if (s)
         return kn_err_set(&c->err, s, "cannot produce the metrics");
     r->status = 200;
