@@ -252,8 +252,9 @@ int kn_cli_server(int argc, char **argv)
                     "key is in %s (mode 0600)\n",
                     cred);
     }
-    /* Until execution roles mint their own credentials, environments get the
-     * daemon's configured ones (its administrator key, else its own AWS_*). */
+    /* Environments get their execution role's temporary credentials from
+     * IAM; without authentication, the daemon's configured ones. */
+    fnp.iam = iam;
     fnp.access_key = getenv("KENNEL_ROOT_ACCESS_KEY_ID");
     fnp.secret_key = getenv("KENNEL_ROOT_SECRET_ACCESS_KEY");
     if (!fnp.access_key || !fnp.secret_key) {

@@ -7,7 +7,8 @@
  *   "fail": 1       return a handler error (Function.Error)
  *   "log": 1        print a line to stderr
  * Otherwise it answers {"init": "<AWS_LAMBDA_INITIALIZATION_TYPE>",
- * "pid": P, "version": V, "event": <the event>}. With TESTFN_INIT_FAIL
+ * "pid": P, "version": V, "akid": <first 4 characters of AWS_ACCESS_KEY_ID>,
+ * "event": <the event>}. With TESTFN_INIT_FAIL
  * set in its environment it reports /init/error and exits.
  */
 #include "kn_runtime.h"
@@ -60,9 +61,12 @@ static int handler(const char *event, size_t len, kn_context *ctx, kn_buf *out)
         return kn_runtime_append(out, "\"", 1);
     }
     const char *init = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
-    kn_runtime_appendf(out, "{\"init\":\"%s\",\"pid\":%ld,\"version\":\"%s\",\"event\":",
+    const char *akid = getenv("AWS_ACCESS_KEY_ID");
+    kn_runtime_appendf(out,
+                       "{\"init\":\"%s\",\"pid\":%ld,\"version\":\"%s\",\"akid\":\"%.4s\","
+                       "\"event\":",
                        init ? init : "", (long)getpid(),
-                       ctx->function_version ? ctx->function_version : "");
+                       ctx->function_version ? ctx->function_version : "", akid ? akid : "");
     kn_runtime_append(out, len ? event : "null", len ? len : 4);
     return kn_runtime_append(out, "}", 1);
 }

@@ -8,7 +8,8 @@
  *  - an environment is one process running `bootstrap` in the function's
  *    extracted code directory, with the environment variables Lambda gives
  *    (AWS_LAMBDA_RUNTIME_API, _HANDLER, AWS_LAMBDA_FUNCTION_NAME/VERSION/
- *    MEMORY_SIZE, AWS_REGION, credentials, AWS_ENDPOINT_URL = this daemon),
+ *    MEMORY_SIZE, AWS_REGION, the execution role's temporary credentials,
+ *    AWS_ENDPOINT_URL = this daemon),
  *    its data size limited to MemorySize (RLIMIT_DATA), its stdout and stderr
  *    captured as the function's log. Each environment has its own Runtime
  *    API listener on 127.0.0.1 served by the environment's thread, so a
@@ -55,7 +56,10 @@ typedef struct kn_fn_params {
     int min_unreserved;     /* default 100 */
     unsigned idle_ms;       /* reap idle on-demand environments after, default 600000 */
     unsigned init_timeout_ms; /* on-demand Init phase limit, default 10000 */
-    const char *access_key; /* credentials given to environments (NULL: none) */
+    kn_iam *iam;            /* execution roles: environments get temporary credentials of
+                               the function's Role (which Lambda must be able to assume);
+                               NULL (no authentication): the credentials below */
+    const char *access_key; /* credentials given to environments without iam (NULL: none) */
     const char *secret_key;
     const char *session_token;
 } kn_fn_params;

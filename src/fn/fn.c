@@ -275,6 +275,57 @@ static kn_status store_code(kn_fn *f, const char *name, const uint8_t *zip, size
     return KN_OK;
 }
 
+/* The execution role's credentials for `name` (cached). Caller holds mu. */
+static kn_status role_creds(kn_fn *f, const char *name, const char *role,
+                            const kn_iam_credentials **out, kn_err *e)
+{
+    double now = kn_clock_wall(f->clock);
+    fn_creds *c;
+    for (c = f->creds; c; c = c->next)
+        if (strcmp(c->name, name) == 0)
+            break;
+    if (c && strcmp(c->role, role) == 0 && c->c.expiration - now > 300) {
+        *out = &c->c;
+        return KN_OK;
+    }
+    kn_iam_credentials fresh;
+    kn_status s = kn_iam_execution_credentials(f->iam, role, "lambda.amazonaws.com", name, 0,
+                                               &fresh, e);
+    if (s)
+        return s;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c)
+            return kn_err_set(e, KN_NOMEM, "out of memory");
+        snprintf(c->name, sizeof c->name, "%s", name);
+        c->next = f->creds;
+        f->creds = c;
+    }
+    snprintf(c->role, sizeof c->role, "%s", role);
+    c->c = fresh;
+    *out = &c->c;
+    return KN_OK;
+}
+
+/* Lambda refuses a role it cannot assume at create/update time. */
+static kn_status check_role(kn_fn *f, const char *name, const char *role, kn_err *e)
+{
+    if (!f->iam || !role)
+        return KN_OK;
+    const kn_iam_credentials *c;
+    kn_err why;
+    pthread_mutex_lock(&f->mu);
+    kn_status s = role_creds(f, name, role, &c, &why);
+    pthread_mutex_unlock(&f->mu);
+    if (s == KN_NOMEM || s == KN_IO)
+        return kn_err_set(e, s, "%s", why.msg);
+    if (s)
+        return kn_err_set(e, KN_INVALID,
+                          "The role defined for the function cannot be assumed by Lambda. (%s)",
+                          why.msg);
+    return KN_OK;
+}
+
 static const char *const reserved_vars[] = {
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
     "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
@@ -372,7 +423,7 @@ kn_status kn_fn_create(kn_fn *f, const char *name, const kn_fn_config *c, const 
     json_object_set_new(cfg, "FunctionArn", json_string(arn));
     json_object_set_new(cfg, "Description", json_string(""));
     kn_status s = apply_config(f, cfg, c, e);
-    if (s)
+    if (s || (s = check_role(f, name, c->role, e)))
         goto fail;
     pthread_mutex_lock(&f->mu);
     bool taken = doc_of(f, name) != NULL;
@@ -550,6 +601,9 @@ kn_status kn_fn_update_config(kn_fn *f, const char *name, const kn_fn_config *c,
                               kn_err *e)
 {
     *out = NULL;
+    kn_status rs = check_role(f, name, c->role, e);
+    if (rs)
+        return rs;
     pthread_mutex_lock(&f->mu);
     json_t *doc = doc_of(f, name);
     kn_status s;
@@ -1032,12 +1086,23 @@ static fn_env *env_new(kn_fn *f, const char *name, const char *version, json_t *
     v->envp[n++] = envstr("LANG", "en_US.UTF-8");
     v->envp[n++] = envstr("TZ", ":UTC");
     v->envp[n++] = envstr("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR");
-    if (f->access_key[0]) {
+    const char *role = json_string_value(json_object_get(cfg, "Role"));
+    const kn_iam_credentials *rc = NULL;
+    kn_err ce;
+    if (f->iam && role && role_creds(f, name, role, &rc, &ce) != KN_OK) {
+        kn_log(KN_LOG_WARN, "function %s: no credentials for role %s: %s", name, role, ce.msg);
+        rc = NULL;
+    }
+    if (rc) {
+        v->envp[n++] = envstr("AWS_ACCESS_KEY_ID", rc->access_key);
+        v->envp[n++] = envstr("AWS_SECRET_ACCESS_KEY", rc->secret);
+        v->envp[n++] = envstr("AWS_SESSION_TOKEN", rc->session_token);
+    } else if (!f->iam && f->access_key[0]) {
         v->envp[n++] = envstr("AWS_ACCESS_KEY_ID", f->access_key);
         v->envp[n++] = envstr("AWS_SECRET_ACCESS_KEY", f->secret_key);
+        if (f->session_token[0])
+            v->envp[n++] = envstr("AWS_SESSION_TOKEN", f->session_token);
     }
-    if (f->session_token[0])
-        v->envp[n++] = envstr("AWS_SESSION_TOKEN", f->session_token);
     if (f->endpoint_url[0])
         v->envp[n++] = envstr("AWS_ENDPOINT_URL", f->endpoint_url);
     v->envp[n] = NULL;
@@ -1586,6 +1651,7 @@ kn_status kn_fn_start(kn_platform *p, const kn_fn_params *fp, kn_fn **out, kn_er
     if (f->params.session_token)
         snprintf(f->session_token, sizeof f->session_token, "%s", f->params.session_token);
     f->params.access_key = f->params.secret_key = f->params.session_token = NULL;
+    f->iam = f->params.iam;
     pthread_mutex_init(&f->mu, NULL);
     kn_clock_cond_init(&f->cv);
     f->funcs = json_object();
@@ -1665,6 +1731,11 @@ void kn_fn_stop(kn_fn *f)
     for (fn_stats *s = f->stats; s; s = s->next)
         stats_roll(f, s, minute);
     pthread_mutex_unlock(&f->mu);
+    while (f->creds) {
+        fn_creds *n = f->creds->next;
+        free(f->creds);
+        f->creds = n;
+    }
     while (f->stats) {
         fn_stats *n = f->stats->next;
         free(f->stats);

@@ -68,6 +68,15 @@ typedef struct fn_env {
     struct fn_env *next;
 } fn_env;
 
+/* Temporary credentials of a function's execution role, reused until
+ * five minutes before they expire. */
+typedef struct fn_creds {
+    char name[72];
+    char role[600];
+    kn_iam_credentials c;
+    struct fn_creds *next;
+} fn_creds;
+
 typedef struct fn_stats {
     char name[72];
     kn_fn_minute cur;                 /* the minute being counted */
@@ -93,6 +102,8 @@ struct kn_fn {
     int env_threads;          /* environment threads still running */
     int next_env_id;
     fn_stats *stats;
+    kn_iam *iam;
+    fn_creds *creds;
     bool stopping;
     pthread_cond_t cv;        /* env_threads changes; event queue */
     pthread_t janitor, events;

@@ -139,7 +139,17 @@ def run(d, port, zips, jpeg, img_port, boto3, bconfig, ClientError):
     url = f"http://127.0.0.1:{port}"
     lam = boto3.client("lambda", endpoint_url=url, region_name="us-east-1", config=cfg)
     sm = boto3.client("sagemaker", endpoint_url=url, region_name="us-east-1", config=cfg)
-    role = "arn:aws:iam::123456789012:role/dog-role"
+    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", config=cfg)
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+         "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName="dog-role",
+                           AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    # least privilege, as the reference's write-up argues: invoke the one endpoint
+    iam.put_role_policy(RoleName="dog-role", PolicyName="invoke-dog-ep", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "sagemaker:InvokeEndpoint",
+             "Resource": "arn:aws:sagemaker:*:*:endpoint/dog-ep"}]}))
 
     # ---- concurrency proof
     lam.create_function(FunctionName="sleepy", Runtime="provided.al2023", Role=role,

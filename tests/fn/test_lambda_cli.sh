@@ -7,7 +7,10 @@
 #    put-provisioned-concurrency-config 2 on live, polled until READY;
 #  - invoke of live runs on a provisioned environment
 #    (AWS_LAMBDA_INITIALIZATION_TYPE), with a Tail log holding START, END and
-#    REPORT without Init Duration; a $LATEST invoke has Init Duration;
+#    REPORT without Init Duration; a $LATEST invoke has Init Duration; the
+#    environment holds temporary credentials (ASIA...) of the execution
+#    role made with `aws iam create-role` (a role Lambda cannot assume is
+#    refused at create-function);
 #  - validation messages: provisioned on $LATEST, reserved below the
 #    provisioned total, unreserved below 100, provisioned 0;
 #  - faults, each followed by a working invoke: timeout (Sandbox.Timedout,
@@ -65,7 +68,13 @@ port=$(cut -d: -f2 "$tmp/ready")
 check "server ready" test -n "$port"
 A=("$aws" --endpoint-url "http://127.0.0.1:$port" --region us-east-1 --output json)
 L=("${A[@]}" lambda)
-role=arn:aws:iam::123456789012:role/dog-role
+trust='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+"${A[@]}" iam create-role --role-name dog-role --assume-role-policy-document "$trust" > "$tmp/role.json"
+role=$(field "$tmp/role.json" "d['Role']['Arn']")
+check "execution role" test -n "$role"
+"${L[@]}" create-function --function-name no-role --runtime provided.al2023 \
+  --role "${role%dog-role}missing-role" --handler bootstrap --zip-file "fileb://$tmp/fn.zip" > /dev/null 2> "$tmp/e"
+check "a role Lambda cannot assume is refused" grep -q "cannot be assumed by Lambda" "$tmp/e"
 
 "${L[@]}" create-function --function-name dog-fn --runtime provided.al2023 --role "$role" \
   --handler bootstrap --timeout 1 --zip-file "fileb://$tmp/fn.zip" > "$tmp/c.json"
@@ -119,6 +128,7 @@ invoke() { # invoke OUT PAYLOAD [args...]
 }
 invoke "$tmp/o1" '{"hello":"live"}' --function-name dog-fn:live --log-type Tail
 check "invoke live" grep -q '"init":"provisioned-concurrency"' "$tmp/o1"
+check "execution role: temporary credentials" grep -q '"akid":"ASIA"' "$tmp/o1"
 check "invoke live: version 1" test "$(field "$tmp/o1.meta" "d['ExecutedVersion']")" = 1
 b64log "$tmp/o1.meta" > "$tmp/o1.log"
 check "tail: START/END/REPORT" bash -c "grep -q '^START RequestId: .* Version: 1' '$tmp/o1.log' && grep -q '^END RequestId' '$tmp/o1.log' && grep -q '^REPORT RequestId: .*Duration: .* ms' '$tmp/o1.log'"
