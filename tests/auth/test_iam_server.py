@@ -371,6 +371,30 @@ def run(d, port, jpeg, boto3, bconfig, ClientError):
           json.loads(data)["__type"] == "InvalidSignatureException" and
           b"Signature expired" in data, (s, data))
 
+    # presigned query form (a GET route of kennel's own, signed as sagemaker), with an
+    # empty query pair, which botocore signs as "="
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    import urllib.request
+    import urllib.error
+    preq = AWSRequest(method="GET", url=f"{url}/kennel/endpoints/dog-ep/metrics?minutes=5&&")
+    SigV4QueryAuth(Credentials(AKID, SECRET), "sagemaker", REGION, expires=60).add_auth(preq)
+    signed_url = preq.prepare().url
+    try:
+        with urllib.request.urlopen(signed_url) as r:
+            status = r.status
+    except urllib.error.HTTPError as ex:
+        status = (ex.code, ex.read())
+    check("presigned URL through the front door", status == 200, (status, signed_url))
+    try:
+        urllib.request.urlopen(signed_url.replace("minutes=5", "minutes=6"))
+        status = 200
+    except urllib.error.HTTPError as ex:
+        status = (ex.code, json.loads(ex.read()).get("__type"))
+    check("presigned URL with a changed parameter", status == (403, "InvalidSignatureException"),
+          status)
+
     # ---- session tokens: wrong, expired
     s, data = post(port, "/", sign("POST", f"127.0.0.1:{port}", "/", base, body, sess[0],
                                    sess[1], "sagemaker", now, token=sess[2][:-2] + "zz"), body)

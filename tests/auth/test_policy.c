@@ -242,6 +242,32 @@ static void test_trust_and_principals(void)
     kn_policy_evaluate((const kn_policy *const *)&a, 1, &r, &d);
     KN_CHECK_INT(d.effect, KN_POLICY_IMPLICIT_DENY);
     kn_policy_free(a);
+
+    /* a role ARN with a path names that role's sessions (a session ARN has
+     * the role's name without its path); not another role of that name's
+     * suffix, not a role of another account, not an IAM user */
+    kn_policy *pa = parse("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                          "\"Principal\":{\"AWS\":\"arn:aws:iam::" ACCT
+                          ":role/service-role/dog\"},\"Action\":\"sts:AssumeRole\"}]}",
+                          KN_POLICY_RESOURCE);
+    r = (kn_policy_request){.action = "sts:AssumeRole", .resource = "*",
+                            .principal = "arn:aws:sts::" ACCT ":assumed-role/dog/s1"};
+    kn_policy_evaluate((const kn_policy *const *)&pa, 1, &r, &d);
+    KN_CHECK_INT(d.effect, KN_POLICY_ALLOW);
+    r.principal = "arn:aws:iam::" ACCT ":role/service-role/dog";
+    kn_policy_evaluate((const kn_policy *const *)&pa, 1, &r, &d);
+    KN_CHECK_INT(d.effect, KN_POLICY_ALLOW);
+    const char *others[] = {"arn:aws:sts::" ACCT ":assumed-role/hotdog/s1",
+                            "arn:aws:sts::" ACCT ":assumed-role/do/s1",
+                            "arn:aws:sts::999999999999:assumed-role/dog/s1",
+                            "arn:aws:iam::" ACCT ":user/dog",
+                            "arn:aws:iam::" ACCT ":assumed-role/dog/s1"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        r.principal = others[i];
+        kn_policy_evaluate((const kn_policy *const *)&pa, 1, &r, &d);
+        KN_CHECK_INT(d.effect, KN_POLICY_IMPLICIT_DENY);
+    }
+    kn_policy_free(pa);
 }
 
 /* NotPrincipal + Deny: the caller is exempt only when every identity it is
