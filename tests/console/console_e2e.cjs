@@ -247,7 +247,35 @@ async function noHorizontalOverflow(page) {
       await shot(page, 'iam');
     }
 
-    // 6. a phone-sized viewport
+    // 6. the function page: an over-limit burst shows as throttles
+    if (process.env.KN_FUNCTION) {
+      const fn = process.env.KN_FUNCTION;
+      const lambda = new AwsClient({ accessKeyId: AKID, secretAccessKey: SECRET, service: 'lambda', region: 'us-east-1', retries: 0 });
+      const one = async () => {
+        const r = await lambda.fetch(URL_ + '/2015-03-31/functions/' + fn + ':live/invocations', { method: 'POST', body: JSON.stringify({ sleep_ms: 1500 }) });
+        await r.text();
+        return r.status;
+      };
+      const statuses = await Promise.all([1, 2, 3, 4, 5, 6].map(one));
+      const throttled = statuses.filter((x) => x === 429).length;
+      check('the burst over reserved concurrency 2 is throttled', throttled >= 3 && statuses.filter((x) => x === 200).length >= 1, JSON.stringify(statuses));
+      await page.goto(URL_ + '/console/#/function/' + fn);
+      const shown = await until('the throttles on the function page', async () => {
+        const v = await page.getAttribute('#chart-fn-invocations', 'data-throttles');
+        return v && Number(v) > 0 ? Number(v) : null;
+      }, 30000).catch((e) => String(e));
+      check('the function page shows the throttles', shown === throttled, shown + ' vs ' + throttled);
+      const conf = await page.textContent('#function-config');
+      check('the function page shows reserved concurrency and cold starts', /Reserved concurrency\s*2/.test(conf) && /Cold starts in the log\s*\d+ of \d+/.test(conf), conf.slice(0, 300));
+      const prov = await page.textContent('#provisioned');
+      check('and the provisioned configuration on live', /live/.test(prov) && /READY/.test(prov), prov);
+      check('versions and aliases', /live/.test(await page.textContent('#aliases')) && /1/.test(await page.textContent('#versions')));
+      const logs = await page.textContent('#log');
+      check('and recent log lines', /REPORT RequestId/.test(logs), logs.slice(-300));
+      await shot(page, 'function');
+    }
+
+    // 7. a phone-sized viewport
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
     const p2 = await phone.newPage();
     await signIn(p2, AKID, SECRET);
@@ -260,7 +288,7 @@ async function noHorizontalOverflow(page) {
     await shot(p2, 'endpoint-phone');
     await phone.close();
 
-    // 7. the server stops answering: a banner, and the page keeps its data
+    // 8. the server stops answering: a banner, and the page keeps its data
     await page.goto(URL_ + '/console/#/endpoint/dogs');
     await until('the dogs charts', async () => page.evaluate(() => {
       const u = window.kennelConsole.charts.instances;

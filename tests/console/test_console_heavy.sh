@@ -116,6 +116,28 @@ if [ -x "$aws" ]; then
     iam put-role-policy --role-name dog-fn-role --policy-name too-broad --policy-document \
       '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"}]}' ||
     { echo "FAIL: IAM set-up through the AWS CLI"; exit 1; }
+  # a function that sleeps on request (the functions tests' testfn), with
+  # reserved concurrency 2 and 1 provisioned environment on alias live
+  if [ -x "$build/functions/testfn/bootstrap" ]; then
+    mkdir -p "$tmp/fn" && cp "$build/functions/testfn/bootstrap" "$tmp/fn/bootstrap"
+    lam() {
+      AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER= AWS_MAX_ATTEMPTS=1 \
+        "$aws" --endpoint-url "$KENNEL_ENDPOINT" --region us-east-1 --output json lambda "$@"
+    }
+    role_arn=arn:aws:iam::123456789012:role/dog-fn-role
+    "$kennel" function package "$tmp/fn" --out "$tmp/fn.zip" > /dev/null &&
+      lam create-function --function-name slow-fn --runtime provided.al2023 --role "$role_arn" \
+        --handler bootstrap --timeout 10 --zip-file "fileb://$tmp/fn.zip" > /dev/null &&
+      lam publish-version --function-name slow-fn > /dev/null &&
+      lam create-alias --function-name slow-fn --name live --function-version 1 > /dev/null &&
+      lam put-function-concurrency --function-name slow-fn --reserved-concurrent-executions 2 > /dev/null &&
+      lam put-provisioned-concurrency-config --function-name slow-fn --qualifier live \
+        --provisioned-concurrent-executions 1 > /dev/null ||
+      { echo "FAIL: function set-up through the AWS CLI"; exit 1; }
+    export KN_FUNCTION=slow-fn
+  else
+    echo "note: $build/functions/testfn/bootstrap is not built: the function page is not checked"
+  fi
   export KN_VIEWER_KEY=$(/usr/bin/python3 -c "import json; print(json.load(open('$tmp/viewer.json'))['AccessKey']['AccessKeyId'])")
   export KN_VIEWER_SECRET=$(/usr/bin/python3 -c "import json; print(json.load(open('$tmp/viewer.json'))['AccessKey']['SecretAccessKey'])")
 else
