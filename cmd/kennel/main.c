@@ -8,8 +8,10 @@
 
 static int cmd_version(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: kennel version\nPrints kennel's version (also kennel --version).\n");
+        return 0;
+    }
     printf("kennel %s\n", KN_VERSION);
     return 0;
 }
@@ -39,7 +41,7 @@ static const struct command {
      kn_cli_autoscale},
     {"activities", "ENDPOINT", "an endpoint's scaling activities", kn_cli_activities},
     {"metrics", "ENDPOINT [--minutes N]", "an endpoint's per-minute metrics", kn_cli_metrics},
-    {"iam", "lint|simulate ...", "check IAM policies: findings, or one request's decision",
+    {"iam", "lint|simulate|suggest ...", "check IAM policies; least privilege from the audit log",
      kn_cli_iam},
     {"tune", "--config F | results|best|plot|stop JOB",
      "hyperparameter tuning jobs: run one, its results, its best job", kn_cli_tune},

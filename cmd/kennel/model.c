@@ -300,6 +300,11 @@ int kn_cli_model(int argc, char **argv)
         return package(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
             "usage: kennel model inspect MODEL\n"
-            "       kennel model package ... (see 'kennel model package --help')\n");
+            "       kennel model package ... (see 'kennel model package --help')\n"
+            "\n"
+            "inspect: a model's structure, parameter count and FLOPs (a package\n"
+            "  directory, model.tar.gz, .safetensors with --arch, or .tflite).\n"
+            "package: a model package (model.json + weights, optionally model.tar.gz)\n"
+            "  from torchvision-named safetensors, a TFLite file or random weights.\n");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }
