@@ -29,6 +29,7 @@ check "iam rows found" test "$(count iam)" -ge 15
 check "sts rows found" test "$(count sts)" -ge 2
 check "application-autoscaling rows found" test "$(count application-autoscaling)" -ge 7
 check "kennel rows found" test "$(count kennel)" -ge 5
+check "lambda rows found" test "$(count lambda)" -ge 20
 check "InvokeEndpoint has its path" grep -qP '^sagemaker\tInvokeEndpoint\tPOST\t/endpoints/' "$tmp/routes.tsv"
 
 # the page as it is
