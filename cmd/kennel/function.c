@@ -246,9 +246,9 @@ static bool read_all(const char *path, fbuf *b)
 
 /* ------------------------------------------------------------- verbs */
 
-static int usage(void)
+static int usage_to(FILE *f, int rc)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: kennel function package DIR [--out ZIP]\n"
             "       kennel function create NAME (--zip ZIP | --dir DIR) [--timeout S] "
             "[--memory MB]\n"
@@ -257,14 +257,28 @@ static int usage(void)
             "       kennel function logs NAME\n"
             "       kennel function concurrency NAME (N | --delete)\n"
             "       kennel function provisioned NAME QUALIFIER (N [--wait] | --delete)\n"
-            "options: --endpoint-url URL (default $KENNEL_ENDPOINT or http://127.0.0.1:8080)\n");
-    return 2;
+            "options: --endpoint-url URL (default $KENNEL_ENDPOINT or http://127.0.0.1:8080)\n"
+            "\n"
+            "Lambda-style functions on a kennel server: package zips a directory whose\n"
+            "executable bootstrap speaks the Lambda Runtime API; create uploads it\n"
+            "(CreateFunction); invoke calls it and prints the response (--tail: the log\n"
+            "tail too); logs prints its log; concurrency sets reserved concurrency;\n"
+            "provisioned keeps N environments of a version or alias ready.\n");
+    return rc;
+}
+
+static int usage(void)
+{
+    return usage_to(stderr, 2);
 }
 
 int kn_cli_function(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+    if (argc < 2)
         return usage();
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return usage_to(stdout, 0);
     const char *verb = argv[1];
     const char *url = NULL, *zip = NULL, *dir = NULL, *out = NULL, *payload = NULL,
                *role = "arn:aws:iam::123456789012:role/kennel-function";
