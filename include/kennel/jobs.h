@@ -48,6 +48,8 @@ typedef struct kn_jobs_params {
     const char *bin;        /* the kennel executable (built-in trainer); required */
     unsigned poll_ms;       /* supervision tick, real ms (default 50) */
     double stop_grace_s;    /* SIGTERM -> SIGKILL, clock seconds (default 120) */
+    bool paused;            /* no supervisor: jobs are stored and answered for but
+                               never run, nothing is recovered (fuzzing) */
 } kn_jobs_params;
 KN_API kn_jobs_params kn_jobs_default_params(void);
 

@@ -1548,7 +1548,7 @@ kn_status kn_jobs_series(kn_jobs *j, const char *name, char **json, kn_err *e)
 
 kn_jobs_params kn_jobs_default_params(void)
 {
-    return (kn_jobs_params){.bin = NULL, .poll_ms = 50, .stop_grace_s = 120};
+    return (kn_jobs_params){.bin = NULL, .poll_ms = 50, .stop_grace_s = 120, .paused = false};
 }
 
 /* Training jobs that were running when the daemon stopped: their process
@@ -1621,9 +1621,13 @@ kn_status kn_jobs_start(kn_platform *p, const kn_jobs_params *jp, kn_jobs **out,
     kn_rng_seed(&j->rng, kn_now_ns() ^ (uint64_t)getpid() << 32);
     kn_status s;
     if ((s = kn_mkdirs(j->root, 0700, e)) || (s = kn_registry_jobs_init(j->reg, e)) ||
-        (s = kn_jobs__tuning_recover(j, e)) || (s = recover_training(j, e))) {
+        (!d.paused && ((s = kn_jobs__tuning_recover(j, e)) || (s = recover_training(j, e))))) {
         kn_jobs_stop(j);
         return s;
+    }
+    if (d.paused) {
+        *out = j;
+        return KN_OK;
     }
     if (pthread_create(&j->thread, NULL, supervisor, j) != 0) {
         kn_jobs_stop(j);
