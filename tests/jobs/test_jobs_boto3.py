@@ -51,9 +51,10 @@ def check(name, cond, detail=""):
 
 
 class Server:
-    def __init__(self, d):
+    def __init__(self, d, extra=()):
         self.d = d
         self.proc = None
+        self.extra = list(extra)
 
     def start(self):
         ready = f"{self.d}/ready"
@@ -61,7 +62,8 @@ class Server:
             os.unlink(ready)
         self.log = open(f"{self.d}/server.err", "ab")
         self.proc = subprocess.Popen([KN, "server", "--data-dir", f"{self.d}/data", "--port", "0",
-                                      "--ready-file", ready], stdout=subprocess.DEVNULL,
+                                      "--ready-file", ready] + self.extra,
+                                     stdout=subprocess.DEVNULL,
                                      stderr=self.log)
         for _ in range(200):
             if os.path.exists(ready) and open(ready).read().strip():

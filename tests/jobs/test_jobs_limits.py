@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Training job limits through boto3 on a kennel server whose clock runs 60x
+faster (so AWS's 120 s stop grace is 2 s of real time):
+  - StopTrainingJob on a job that ignores SIGTERM: Stopping, then SIGKILL
+    after the grace period, Stopped;
+  - MaxRuntimeInSeconds: the job is stopped with the secondary status
+    MaxRuntimeExceeded;
+  - the instance type bounds the job: OMP_NUM_THREADS / SM_NUM_CPUS are its
+    vCPUs and RLIMIT_DATA its memory (ml.c5.xlarge: 4 vCPUs, 8 GiB), and the
+    contract's files are in place (hyperparameters.json with string values,
+    resourceconfig.json, the channel directory)."""
+import json
+import os
+import sys
+import tarfile
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_jobs_boto3 as base  # noqa: E402
+
+SCRIPT = """#!/bin/sh
+# a training script that reports what the contract gave it
+trap 'echo got SIGTERM, ignoring it' TERM
+root=$(dirname "$SM_MODEL_DIR")
+{
+  echo "omp=$OMP_NUM_THREADS cpus=$SM_NUM_CPUS"
+  grep 'Max data size' /proc/self/limits
+  cat "$root/input/config/hyperparameters.json" | tr -d ' \\n'; echo
+  cat "$root/input/config/resourceconfig.json" | tr -d ' \\n'; echo
+  ls "$SM_CHANNEL_TRAINING"
+} > "$SM_MODEL_DIR/report.txt"
+cat "$SM_MODEL_DIR/report.txt"
+n=0
+while [ $n -lt "${SM_HP_SECONDS:-0}" ]; do sleep 1; n=$((n + 1)); done
+echo done
+"""
+
+
+def main():
+    if not base.KN:
+        print("KN_BIN not set")
+        return 1
+    try:
+        import boto3
+    except ImportError as e:
+        print(f"skip: {e} (needs python3-boto3)")
+        return 77
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        os.environ.pop(k, None)
+    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+                      KENNEL_ROOT_ACCESS_KEY_ID="AKIDEXAMPLE",
+                      KENNEL_ROOT_SECRET_ACCESS_KEY="kennel-test-secret")
+    tmp = tempfile.TemporaryDirectory()
+    d = tmp.name
+    os.makedirs(f"{d}/input")
+    open(f"{d}/input/a.txt", "w").write("x")
+    script = f"{d}/train.sh"
+    open(script, "w").write(SCRIPT)
+    os.chmod(script, 0o755)
+    srv = base.Server(d, ["--clock-rate", "60"])
+    srv.start()
+    check = base.check
+    try:
+        sm = boto3.client("sagemaker", endpoint_url=srv.url, region_name="us-east-1",
+                          aws_access_key_id="AKIDEXAMPLE",
+                          aws_secret_access_key="kennel-test-secret")
+
+        def job(name, seconds, itype="ml.m5.large", max_runtime=3600):
+            dd = base.definition(d, entry=[script])
+            dd["ResourceConfig"]["InstanceType"] = itype
+            dd["StoppingCondition"]["MaxRuntimeInSeconds"] = max_runtime
+            sm.create_training_job(TrainingJobName=name, HyperParameters={
+                "seconds": str(seconds), "learning_rate": "0.01"}, **dd)
+
+        def final(name, timeout=60):
+            return base.wait(lambda: (lambda x: x if x["TrainingJobStatus"] in (
+                "Completed", "Failed", "Stopped") else None)(
+                sm.describe_training_job(TrainingJobName=name)), timeout=timeout)
+
+        # the instance type's bounds and the contract's files
+        job("limits", 0, itype="ml.c5.xlarge")
+        r = final("limits")
+        check("limits job completed", r and r["TrainingJobStatus"] == "Completed", r)
+        art = r["ModelArtifacts"]["S3ModelArtifacts"][len("file://"):]
+        with tarfile.open(art) as tf:
+            report = tf.extractfile("report.txt").read().decode()
+        lines = report.splitlines()
+        check("threads bound", lines[0] == "omp=4 cpus=4", lines[:1])
+        check("memory bound", str(8192 * 1024 * 1024) in lines[1], lines[1:2])
+        hp = json.loads(lines[2])
+        check("hyperparameters.json strings", hp == {"seconds": "0", "learning_rate": "0.01"}, hp)
+        rc = json.loads(lines[3])
+        check("resourceconfig.json", rc.get("current_host") == "algo-1" and
+              rc.get("hosts") == ["algo-1"], rc)
+        check("channel linked", lines[4:] == ["a.txt"], lines[4:])
+
+        # stop: SIGTERM ignored -> SIGKILL after the grace period
+        job("stubborn", 600)
+        base.wait(lambda: sm.describe_training_job(TrainingJobName="stubborn")["SecondaryStatus"]
+                  == "Training")
+        sm.stop_training_job(TrainingJobName="stubborn")
+        st = sm.describe_training_job(TrainingJobName="stubborn")["TrainingJobStatus"]
+        check("stopping first", st in ("Stopping", "Stopped"), st)
+        r = final("stubborn", timeout=30)
+        check("stopped after the grace period", r and r["TrainingJobStatus"] == "Stopped", r)
+        check("SIGTERM reached the job", "got SIGTERM" in base.signed_get(
+            f"{srv.url}/kennel/training-jobs/stubborn/logs").decode())
+
+        # MaxRuntimeInSeconds (120 clock seconds = 2 s here)
+        job("too-long", 600, max_runtime=120)
+        r = final("too-long", timeout=30)
+        check("max runtime", r and r["TrainingJobStatus"] == "Stopped" and
+              r["SecondaryStatus"] == "MaxRuntimeExceeded", r and r["SecondaryStatus"])
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check("no exception", False, repr(e))
+    finally:
+        srv.stop()
+        check("server exited cleanly", srv.proc.returncode == 0, srv.proc.returncode)
+        if base.failures:
+            sys.stdout.write(open(f"{d}/server.err").read()[-5000:])
+    print(f"{base.checks - base.failures} passed, {base.failures} failed")
+    return 1 if base.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
