@@ -14,9 +14,12 @@
   and gets AccessDeniedException with AWS's exact message on cat-ep;
   GetCallerIdentity names the assumed-role session; a role trusting only
   lambda cannot be assumed by the admin (AccessDenied);
-- a user with no policy (no lambda route exists on this daemon yet, so the
-  check is on SageMaker Runtime InvokeEndpoint and ListEndpoints) gets
-  AccessDeniedException; after AttachUserPolicy it is allowed;
+- the dog-breed function created with that role (its environment holds
+  the role's session credentials) answers from dog-ep and reports cat-ep's
+  AccessDeniedException (when the function build and Lambda routes exist);
+- a user with no policy gets AccessDeniedException from `aws lambda invoke`
+  (lambda:InvokeFunction; when Lambda routes exist), from InvokeEndpoint and
+  from IAM; after AttachUserPolicy it is allowed;
 - a wrong secret: InvalidSignatureException (JSON) / SignatureDoesNotMatch
   (IAM Query); an unknown key: UnrecognizedClientException /
   InvalidClientTokenId; a request signed 20 minutes ago is refused; a
@@ -256,6 +259,43 @@ def run(d, port, jpeg, boto3, bconfig, ClientError):
                                             "AWS_SESSION_TOKEN": sess[2]})
     check("CLI with the session: AccessDeniedException", rc != 0 and
           "AccessDeniedException" in e and want in e, e)
+
+    # the dog-breed function (functions/dog-breed, C, signing with its environment's
+    # session credentials) running as that role: dog-ep answers, cat-ep is refused
+    boot = os.path.join(os.environ.get("KN_BUILD_DIR", ""), "functions", "dog-breed",
+                        "bootstrap")
+    e = err(client("lambda").list_functions)
+    if not os.path.exists(boot) or (e and e["Error"]["Code"] == "UnknownOperationException"):
+        print("note: no dog-breed function build or no Lambda routes; function role not checked")
+    else:
+        import base64
+        import shutil
+        os.makedirs(f"{d}/fn")
+        shutil.copy(boot, f"{d}/fn/bootstrap")
+        subprocess.run([KN, "function", "package", f"{d}/fn", "--out", f"{d}/fn.zip"],
+                       check=True, stdout=subprocess.DEVNULL)
+        lam = boto3.client("lambda", endpoint_url=url, region_name=REGION,
+                           aws_access_key_id=AKID, aws_secret_access_key=SECRET,
+                           config=bconfig.Config(retries={"total_max_attempts": 1},
+                                                 read_timeout=120))
+        event = json.dumps({"image": base64.b64encode(jpeg).decode()})
+        for fn, ep in (("dog-fn", "dog-ep"), ("cat-fn", "cat-ep")):
+            lam.create_function(FunctionName=fn, Runtime="provided.al2023", Role=role_arn,
+                                Handler="lambda_function.lambda_handler", Timeout=60,
+                                Environment={"Variables": {"ENDPOINT_NAME": ep}},
+                                Code={"ZipFile": open(f"{d}/fn.zip", "rb").read()})
+        r = lam.invoke(FunctionName="dog-fn", Payload=event)
+        body = json.loads(r["Payload"].read())
+        check("function with the role: dog-ep answers", "FunctionError" not in r and
+              body.get("statusCode") == 200 and len(json.loads(body["body"])[0]) == 3, body)
+        r = lam.invoke(FunctionName="cat-fn", Payload=event)
+        body = json.loads(r["Payload"].read())
+        fn_session = f"arn:aws:sts::{ACCT}:assumed-role/dog-fn-role/"
+        check("function with the role: cat-ep is AccessDenied", r.get("FunctionError") and
+              "AccessDeniedException" in body.get("errorMessage", "") and
+              fn_session in body.get("errorMessage", "") and
+              "endpoint/cat-ep because no identity-based policy allows" in
+              body.get("errorMessage", ""), body)
 
     # a role that trusts only lambda cannot be assumed by the admin
     only_fn = {"Version": "2012-10-17", "Statement": [
