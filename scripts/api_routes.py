@@ -14,12 +14,15 @@ A route is mentioned when its operation name appears in backquotes
 path in backquotes (`/kennel/health`, `GET /metrics`). An operation counts as
 "listed as implemented" when it opens a table row: | `Name` |. The section
 "## What kennel does not implement" is no mention, and an operation named
-there in backquotes must have no route.
+there in backquotes must have no route. Every member a handler in src/api/
+refuses as unsupported (a `unsupported[] = {...}` list) must be named in
+backquotes too.
 
 The table is read textually: rows written with a service macro (SM(Op, fn),
 AAS(...), IAM(...), LAMBDA(Op, "METHOD", "/path", fn)) or as a brace
 initializer {KN_PROTO_X, "service", "Op", target, "METHOD", "/path", ...}.
 """
+import os
 import re
 import sys
 
@@ -123,6 +126,19 @@ def main(argv):
                 print(f"{args[1]}: does not mention {r['service']} route {what} "
                       f"(src/api/api.c has it)")
                 bad += 1
+        # members the handlers refuse (kn_val_unsupported lists) are named too
+        api_dir = os.path.dirname(src_path)
+        for fn in sorted(os.listdir(api_dir)):
+            if not fn.endswith(".c"):
+                continue
+            with open(os.path.join(api_dir, fn), encoding="utf-8") as f:
+                code = f.read()
+            for lst in re.findall(r"unsupported\[\]\s*=\s*\{([^}]*)\}", code):
+                for member in re.findall(r"\"([A-Za-z0-9]+)\"", lst):
+                    if ("`" + member + "`") not in full:
+                        print(f"{args[1]}: does not name {member}, which src/api/{fn} "
+                              f"refuses as unsupported")
+                        bad += 1
         ops = {r["op"] for r in rs if not r["kennel"]}
         for m in re.finditer(r"^\|\s*`([A-Z][A-Za-z0-9]+)`\s*\|", full, flags=re.M):
             if m.group(1) not in ops:

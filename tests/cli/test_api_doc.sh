@@ -2,8 +2,10 @@
 # docs/API.md against the route table in src/api/api.c (scripts/api_routes.py):
 #  - every route is mentioned (an operation in backquotes, kennel's own routes
 #    by their path), and every operation the page lists as implemented has a route;
-#  - the check itself fails on a page missing one operation, missing one
-#    kennel path, or listing an operation with no route;
+#  - every member a handler refuses as unsupported (kn_val_unsupported lists)
+#    is named, so the page's "Refused:" lists follow the code;
+#  - the check itself fails on a page missing one operation, one kennel path
+#    or one refused member, or listing an operation with no route;
 #  - the route table parses to a plausible number of rows per service.
 set -u
 src=${KN_SOURCE_DIR:?KN_SOURCE_DIR not set}
@@ -51,6 +53,8 @@ sed 's/`DescribeScalingActivities`/DescribeScalingActivities/g' "$doc" >"$tmp/no
 bad_page "missing operation" "$tmp/no-op.md" "route DescribeScalingActivities"
 sed 's#`GET /kennel/health`#GET /kennel/health#g; s#`/kennel/health`#/kennel/health#g' "$doc" >"$tmp/no-path.md"
 bad_page "missing kennel path" "$tmp/no-path.md" "/kennel/health"
+sed 's/`ShadowProductionVariants`/ShadowProductionVariants/g' "$doc" >"$tmp/no-member.md"
+bad_page "unnamed unsupported member" "$tmp/no-member.md" "ShadowProductionVariants"
 { cat "$doc"; printf '\n| `CreateNotebookInstance` | not a route |\n'; } >"$tmp/extra.md"
 bad_page "row without a route" "$tmp/extra.md" "CreateNotebookInstance"
 
