@@ -429,7 +429,7 @@ def run(d, port, jpeg, img_port, boto3, bconfig, ClientError, WaiterError):
           r.getheader("Content-Type", "").startswith("text/plain"), r.status)
     import re
     bad = [ln for ln in text.splitlines() if ln and not ln.startswith("#") and
-           not re.fullmatch(r'[a-z_]+\{[^{}]*\} -?[0-9.e+]+', ln)]
+           not re.fullmatch(r'[a-z_]+(\{[^{}]*\})? -?[0-9.e+]+', ln)]
     check("/metrics lines well formed", not bad, bad[:3])
     vals = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
             if ln and not ln.startswith("#")}
