@@ -45,5 +45,14 @@ int kn_cli_plot(int argc, char **argv);
 struct json_t;
 struct json_t *kn_cli_call(const char *url, const char *target, struct json_t *input);
 char *kn_cli_get(const char *url, const char *path, size_t *len);
+/* Any signed request (REST, Query): the HTTP status, or 0 after printing why
+ * the server could not be reached. *out: the body (malloc'd, NUL-terminated;
+ * free it). want_header (may be NULL): one response header copied to
+ * want_value. Safe to call from several threads at once. */
+long kn_cli_request(const char *url, const char *method, const char *path,
+                    const char *const *headers, const void *body, size_t len, char **out,
+                    size_t *out_len, const char *want_header, char *want_value, size_t want_n);
+
+int kn_cli_demo(int argc, char **argv);
 
 #endif

@@ -37,6 +37,8 @@ typedef struct reply {
     size_t len;
     char content_type[256];
     char variant[128];
+    const char *want;   /* one more response header to keep (kn_cli_request) */
+    char want_value[256];
 } reply;
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud)
@@ -74,6 +76,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     reply *r = ud;
     header_copy(p, sz * n, "Content-Type", r->content_type, sizeof r->content_type);
     header_copy(p, sz * n, "x-Amzn-Invoked-Production-Variant", r->variant, sizeof r->variant);
+    if (r->want)
+        header_copy(p, sz * n, r->want, r->want_value, sizeof r->want_value);
     return sz * n;
 }
 
@@ -98,11 +102,17 @@ static void client_deinit(client *c)
     curl_global_cleanup();
 }
 
+/* The response header kn_cli_request wants kept, for the next http() of
+ * this thread. */
+static _Thread_local const char *want_header;
+
 /* One HTTP request; false (with a message on stderr) if it could not be made. */
 static bool http(client *c, const char *method, const char *path, const char *const *headers,
                  const void *body, size_t len, reply *r)
 {
     memset(r, 0, sizeof *r);
+    r->want = want_header;
+    want_header = NULL;
     char url[2048];
     snprintf(url, sizeof url, "%s%s", c->base, path);
     curl_easy_reset(c->h);
@@ -110,7 +120,7 @@ static bool http(client *c, const char *method, const char *path, const char *co
     for (const char *const *h = headers; h && *h; h++)
         hd = curl_slist_append(hd, *h);
     hd = curl_slist_append(hd, "Expect:");
-    static char sig[4][2200];
+    char sig[4][2200]; /* not static: kennel demo calls from several threads */
     int n_sig = 0;
     if (!kn_cli_sign(c->base, method, path, headers, body, len, sig, &n_sig)) {
         curl_slist_free_all(hd);
@@ -876,4 +886,29 @@ char *kn_cli_get(const char *url, const char *path, size_t *len)
     }
     client_deinit(&c);
     return out;
+}
+
+long kn_cli_request(const char *url, const char *method, const char *path,
+                    const char *const *headers, const void *body, size_t len, char **out,
+                    size_t *out_len, const char *want, char *want_value, size_t want_n)
+{
+    *out = NULL;
+    if (out_len)
+        *out_len = 0;
+    client c;
+    if (!client_init(&c, url))
+        return 0;
+    reply r;
+    want_header = want;
+    long status = 0;
+    if (http(&c, method, path, headers, body, len, &r)) {
+        status = r.status;
+        *out = r.data ? r.data : strdup("");
+        if (out_len)
+            *out_len = r.data ? r.len : 0;
+        if (want_value && want_n)
+            snprintf(want_value, want_n, "%s", r.want_value);
+    }
+    client_deinit(&c);
+    return status;
 }

@@ -52,6 +52,8 @@ static const struct command {
      kn_cli_audit},
     {"function", "create|invoke|logs|concurrency|provisioned|package ...",
      "Lambda-style functions on a kennel server", kn_cli_function},
+    {"demo", "[--data DIR] [--download] [--keep DIR]",
+     "the reference project's whole workflow against a temporary server", kn_cli_demo},
     {"version", "", "print the version", cmd_version},
     {"help", "[COMMAND]", "show help", cmd_help},
 };

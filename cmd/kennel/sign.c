@@ -174,9 +174,17 @@ bool kn_cli_sign(const char *base_url, const char *method, const char *path,
                          .n_headers = n,
                          .body = body,
                          .body_len = body ? len : 0};
+    const char *service = service_of(raw_path, target);
+    /* a Query body (IAM, STS): the signing name follows its Action */
+    if (body && len > 7 && !memcmp(body, "Action=", 7))
+        service = (len > 17 && !memcmp(body, "Action=AssumeRole", 17)) ||
+                          (len > 24 && !memcmp(body, "Action=GetCallerIdentity", 24)) ||
+                          (len > 22 && !memcmp(body, "Action=GetSessionToken", 22))
+                      ? "sts"
+                      : "iam";
     char authz[2100];
     kn_err e;
-    if (kn_auth_sign(&r, c.akid, c.secret, region, service_of(raw_path, target), authz,
+    if (kn_auth_sign(&r, c.akid, c.secret, region, service, authz,
                      sizeof authz, &e)) {
         fprintf(stderr, "kennel: cannot sign the request: %s\n", e.msg);
         return false;
