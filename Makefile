@@ -23,7 +23,7 @@ asan:
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 demo: deps build
-	@scripts/demo.sh $(BUILD)/kennel
+	@$(BUILD)/kennel demo
 
 # Every test in the optimised build, then the unit-labelled ones (all but
 # the *_heavy parity runs) under the sanitizers.

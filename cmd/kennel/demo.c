@@ -523,11 +523,10 @@ static int pick_data(demo *d, const char *data, const char *backbone, const char
         }
         if (k < 2) {
             fprintf(stderr,
-                    "kennel demo: --data %s has %d class%s%s%s: a classifier needs at least "
+                    "kennel demo: --data %s has %d class%s%s%s%s: a classifier needs at least "
                     "two; give it one directory of images per class (ImageFolder)\n",
-                    data, k, k == 1 ? "" : "es", k == 1 ? " (" : "", k == 1 ? first : "");
-            if (k == 1)
-                fprintf(stderr, "%s", "");
+                    data, k, k == 1 ? "" : "es", k == 1 ? " (" : "", k == 1 ? first : "",
+                    k == 1 ? ")" : "");
             return 2;
         }
         if (!realpath(data, d->data))
