@@ -32,8 +32,15 @@ common_checks() { # common_checks LABEL OUTPUT
   check "$l: autoscaling" has "$o" '1\.\.3 instances, .*cooldowns in 300 s / out 30 s'
   check "$l: lint clean" has "$o" 'kennel iam lint: no findings'
   check "$l: role" has "$o" 'created arn:aws:iam::[0-9]+:role/dog-fn-role'
-  check "$l: functions step said what happened" \
-    has "$o" '(functions are not available in this build|dog-breed function is not built|provisioned concurrency on live: READY)'
+  if [ -x "$fn" ]; then
+    check "$l: provisioned READY" has "$o" 'provisioned concurrency on live: READY'
+    check "$l: function answered" has "$o" 'photo .* -> statusCode 200; top 5:'
+    check "$l: burst throttled with the reason" \
+      has "$o" '\] [0-9]+ answered, [1-9][0-9]* throttled \(TooManyRequestsException, Reason ReservedFunctionConcurrentInvocationLimitExceeded\)'
+  else
+    check "$l: functions step said what happened" \
+      has "$o" '(functions are not available in this build|dog-breed function is not built)'
+  fi
   check "$l: clock said" has "$o" 'runs 10x faster'
   check "$l: console url" has "$o" 'console: http://127\.0\.0\.1:[0-9]+/console/'
   check "$l: top 5" has "$o" '^\[ *[0-9.]+ s\]   1\. '
@@ -45,8 +52,13 @@ common_checks() { # common_checks LABEL OUTPUT
 }
 
 # --- as on a bare clone, with --download and no network
+fn=$(dirname "$kennel")/functions/dog-breed/bootstrap
 mkdir -p "$tmp/bare/a/b/bin" "$tmp/t1"
 cp "$kennel" "$tmp/bare/a/b/bin/kennel"
+if [ -x "$fn" ]; then
+  mkdir -p "$tmp/bare/a/b/bin/functions/dog-breed"
+  cp "$fn" "$tmp/bare/a/b/bin/functions/dog-breed/"
+fi
 (cd "$tmp/bare/a/b" && TMPDIR="$tmp/t1" https_proxy=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
   ./bin/kennel demo --download --load-seconds 25) > "$tmp/bare.out" 2>&1
 check "bare: exit 0" test $? -eq 0
