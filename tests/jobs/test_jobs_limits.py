@@ -86,7 +86,10 @@ def main():
             report = tf.extractfile("report.txt").read().decode()
         lines = report.splitlines()
         check("threads bound", lines[0] == "omp=4 cpus=4", lines[:1])
-        check("memory bound", str(8192 * 1024 * 1024) in lines[1], lines[1:2])
+        if os.environ.get("KN_SANITIZE") == "1":
+            print("memory bound not checked: a sanitizer build sets no RLIMIT_DATA")
+        else:
+            check("memory bound", str(8192 * 1024 * 1024) in lines[1], lines[1:2])
         hp = json.loads(lines[2])
         check("hyperparameters.json strings", hp == {"seconds": "0", "learning_rate": "0.01"}, hp)
         rc = json.loads(lines[3])
