@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Wall time of the reference project's tuning job on this machine:
+# learning_rate 0.001..0.1 x batch_size {32..512}, "Test Loss" minimised,
+# frozen mobilenet_v1_0.25_224 on ../shared/data/pets-cats (7/3 split,
+# EPOCHS epochs), MaxParallelTrainingJobs 2, for 2 trials and for 20 trials:
+#   kennel, feature cache on  (empty at the start of the tuning job: the
+#                              first trials extract, the others reuse)
+#   kennel, feature cache off (cache_dir=none: every trial extracts once)
+#   PyTorch, the reference hpo.py logic (bench/tune_torch.py) on the same
+#                              trials (kennel's hyperparameters), one after the
+#                              other on 2 threads: backbone forward every epoch
+# kennel's time is the tuning job's own (HyperParameterTuningEndTime -
+# CreationTime); PyTorch's is the script's wall time. Medians over REPS runs
+# (default 3 for 2 trials, 1 for 20). Prints the load average before and after.
+#   bench/tune_bench.sh [BUILD_DIR]     knobs: TRIALS ("2 20"), REPS, EPOCHS (5)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+kennel=$build/kennel
+shared=${KN_SHARED:-$here/../../shared}
+data=$shared/data/pets-cats
+backbone=$shared/data/models/mobilenet_v1_0.25_224.tflite
+[ -d "$data" ] && [ -f "$backbone" ] || { echo "SKIP: $data or $backbone absent"; exit 77; }
+TRIALS=${TRIALS:-"2 20"}
+EPOCHS=${EPOCHS:-5}
+tmp=$(mktemp -d)
+export AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=kennel-bench-secret
+export KENNEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID KENNEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+export AWS_DEFAULT_REGION=us-east-1
+srv=""
+cleanup() { [ -n "$srv" ] && kill "$srv" 2> /dev/null; wait 2> /dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+echo "load before: $(cat /proc/loadavg)"
+echo "cpu: $(nproc) cores; $(uname -r)"
+
+# run_kennel NAME N CACHE(on|off): prints "seconds best_loss"
+run_kennel() {
+  local name=$1 n=$2 cache=$3 run=$tmp/$1
+  mkdir -p "$run"
+  XDG_CACHE_HOME=$run/cache "$kennel" server --data-dir "$run/data" --port 0 \
+    --ready-file "$run/ready" > /dev/null 2> "$run/server.err" &
+  srv=$!
+  for _ in $(seq 200); do [ -s "$run/ready" ] && break; sleep 0.05; done
+  export KENNEL_ENDPOINT=http://$(cat "$run/ready")
+  /usr/bin/python3 - "$name" "$n" "$cache" "$backbone" "$data" "$EPOCHS" "$run" > "$run/tuning.json" << 'PY'
+import json, sys
+name, n, cache, backbone, data, epochs, run = sys.argv[1:]
+static = {"backbone": backbone, "epochs": epochs, "split": "7,0,3", "seed": "0"}
+if cache == "off":
+    static["cache_dir"] = "none"
+print(json.dumps({"HyperParameterTuningJobName": name,
+  "HyperParameterTuningJobConfig": {"Strategy": "Bayesian", "RandomSeed": 7,
+    "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "Test Loss"},
+    "ResourceLimits": {"MaxNumberOfTrainingJobs": int(n), "MaxParallelTrainingJobs": 2},
+    "ParameterRanges": {"ContinuousParameterRanges": [{"Name": "learning_rate", "MinValue": "0.001", "MaxValue": "0.1"}],
+      "CategoricalParameterRanges": [{"Name": "batch_size", "Values": ["32", "64", "128", "256", "512"]}]}},
+  "TrainingJobDefinition": {"StaticHyperParameters": static,
+    "AlgorithmSpecification": {"TrainingImage": "kennel", "TrainingInputMode": "File",
+      "MetricDefinitions": [{"Name": "Test Loss", "Regex": "Testing Loss: ([0-9\\.]+)"}]},
+    "RoleArn": "arn:aws:iam::123456789012:role/bench",
+    "InputDataConfig": [{"ChannelName": "training", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "file://" + data}}}],
+    "OutputDataConfig": {"S3OutputPath": "file://" + run + "/out"},
+    "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+    "StoppingCondition": {"MaxRuntimeInSeconds": 36000}}}))
+PY
+  "$kennel" tune --config "$run/tuning.json" > "$run/tune.out"
+  "$kennel" tune results "$name" --json > "$run/results.json"
+  /usr/bin/python3 - "$run/results.json" "$run/trials.json" << 'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+json.dump([k["TunedHyperParameters"] for k in r], open(sys.argv[2], "w"))
+PY
+  local desc
+  desc=$("$kennel" tune best "$name" 2> /dev/null | sed -n 's/^Test Loss: //p')
+  /usr/bin/python3 - "$run/results.json" "$desc" << 'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+start = min(k["CreationTime"] for k in r)
+end = max(k["TrainingEndTime"] for k in r if "TrainingEndTime" in k)
+print(f"{end - start:.2f} {sys.argv[2] or 'nan'}")
+PY
+  kill "$srv"; wait "$srv" 2> /dev/null || true; srv=""
+}
+
+median() { /usr/bin/python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.2f}')" "$@"; }
+
+for n in $TRIALS; do
+  reps=${REPS:-$([ "$n" -le 2 ] && echo 3 || echo 1)}
+  on=() off=() pt=() lon="" loff="" lpt=""
+  for r in $(seq "$reps"); do
+    read -r s l < <(run_kennel "on$n-$r" "$n" on); on+=("$s"); lon=$l
+    read -r s l < <(run_kennel "off$n-$r" "$n" off); off+=("$s"); loff=$l
+    out=$(/usr/bin/python3 "$here/tune_torch.py" "$data" "$backbone" "$tmp/on$n-$r/trials.json" "$EPOCHS" | tail -1)
+    pt+=("$(echo "$out" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')")
+    lpt=$(echo "$out" | /usr/bin/python3 -c 'import json,sys; print(round(json.load(sys.stdin)["best_test_loss"], 4))')
+  done
+  mon=$(median "${on[@]}"); moff=$(median "${off[@]}"); mpt=$(median "${pt[@]}")
+  echo "== $n trials, $EPOCHS epochs, MaxParallel 2, $reps run(s), median seconds"
+  printf "  %-34s %8s s  best Test Loss %s\n" "kennel, feature cache on" "$mon" "$lon"
+  printf "  %-34s %8s s  best Test Loss %s\n" "kennel, feature cache off" "$moff" "$loff"
+  printf "  %-34s %8s s  best Test Loss %s\n" "PyTorch hpo.py logic (same trials)" "$mpt" "$lpt"
+  /usr/bin/python3 -c "import sys; a,b,c=map(float,sys.argv[1:]); print(f'  cache saves {b/a:.2f}x; kennel (cache) vs PyTorch {c/a:.1f}x, kennel (no cache) vs PyTorch {c/b:.1f}x')" "$mon" "$moff" "$mpt"
+done
+echo "load after: $(cat /proc/loadavg)"
