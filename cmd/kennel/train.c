@@ -197,7 +197,9 @@ static void usage(FILE *f)
         "  --cache-dir DIR|none  feature cache (default ~/.cache/kennel)\n"
         "  --max-steps N         stop after N optimiser steps\n"
         "  --model-dir DIR       where the model package goes\n"
-        "  --sm-root DIR         run under the SageMaker training contract rooted at DIR\n");
+        "  --sm-root DIR         run under the SageMaker training contract rooted at DIR\n"
+        "  --mpi                 one rank of a data-parallel run (implied under mpirun):\n"
+        "                        mpirun -np N kennel train ... splits every batch over N\n");
 }
 
 /* ---- SageMaker contract --------------------------------------------------- */
@@ -283,6 +285,7 @@ int kn_cli_train(int argc, char **argv)
         {"threads", 1, NULL, 0},       {"split", 1, NULL, 0},       {"model-dir", 1, NULL, 0},
         {"cache-dir", 1, NULL, 0},     {"max-steps", 1, NULL, 0},   {"nesterov", 0, NULL, 0},
         {"sm-root", 1, NULL, 0},       {"no-progress", 0, NULL, 0}, {"image-size", 1, NULL, 0},
+        {"mpi", 0, NULL, 0},
         {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -326,6 +329,8 @@ int kn_cli_train(int argc, char **argv)
             sm_root = optarg;
         else if (!strcmp(name, "no-progress"))
             s.p.progress = false;
+        else if (!strcmp(name, "mpi"))
+            s.p.mpi = true;
         else if (nset < 64) {
             names[nset] = name;
             vals[nset++] = opts[idx].has_arg ? optarg : "true";
@@ -372,19 +377,36 @@ int kn_cli_train(int argc, char **argv)
         }
         goto fail;
     }
+    /* started by mpirun: one rank of a data-parallel run; only rank 0
+     * prints the progress and metric lines (and writes the model) */
+    const char *wsize = getenv("OMPI_COMM_WORLD_SIZE"), *wrank = getenv("OMPI_COMM_WORLD_RANK");
+    if (wsize && atoi(wsize) > 1)
+        s.p.mpi = true;
+    if (s.p.mpi && wrank && strcmp(wrank, "0") != 0) {
+        fflush(stdout);
+        if (!freopen("/dev/null", "w", stdout))
+            fprintf(stderr, "kennel train: rank %s: cannot silence stdout\n", wrank);
+    }
     kn_err e = {0};
     kn_train_result r;
     if (kn_train_run(&s.p, &r, &e)) {
-        snprintf(err, sizeof err, "%s", e.msg);
+        snprintf(err, sizeof err, "%s%s%s", s.p.mpi && wrank ? "rank " : "",
+                 s.p.mpi && wrank ? wrank : "", s.p.mpi && wrank ? ": " : "");
+        snprintf(err + strlen(err), sizeof err - strlen(err), "%s", e.msg);
         goto fail;
     }
     rc = 0;
     json_decref(hp);
+    fflush(stdout);
+    kn_train_mpi_finish(0);
     return rc;
 fail:
     fprintf(stderr, "kennel train: %s\n", err);
     if (sm)
         write_failure(root, err);
     json_decref(hp);
+    fflush(stdout);
+    fflush(stderr);
+    kn_train_mpi_finish(1);
     return 1;
 }

@@ -76,6 +76,7 @@ typedef struct kn_train_params {
     const char *cache_dir;   /* feature cache (NULL: no cache) */
     bool progress;           /* live progress line (on a TTY) */
     int max_steps;           /* stop after this many steps (0 = no limit) */
+    bool mpi;                /* one rank of a data-parallel run (started by mpirun) */
 } kn_train_params;
 KN_API kn_train_params kn_train_default_params(void);
 
@@ -92,6 +93,11 @@ typedef struct kn_train_result {
  * test, package (model_dir/model.json, model.safetensors, model.tar.gz,
  * metrics.json). Progress and metric lines go to stdout. */
 KN_API kn_status kn_train_run(const kn_train_params *p, kn_train_result *r, kn_err *e);
+
+/* Data-parallel training (p->mpi): whether this build has MPI, and the end
+ * of a rank's MPI session (a non-zero code aborts every rank). */
+KN_API bool kn_train_mpi_built(void);
+KN_API void kn_train_mpi_finish(int code);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,10 @@ typedef struct job {
     float *in, *fx, *out, *dout; /* batch buffers */
     int *labels;
     json_t *history;
+    json_t *step_loss;       /* training loss of every optimiser step */
+    int rank, size;          /* data parallel: this rank of size (1 process: 0 of 1) */
+    float *gbuf;             /* packed gradients and running statistics */
+    size_t gbuf_n;
 } job;
 
 static void job_free(job *j)
@@ -82,6 +86,7 @@ static void job_free(job *j)
     free(j->out);
     free(j->dout);
     free(j->labels);
+    free(j->gbuf);
     kn_opt_free(j->opt);
     kn_nn_trainer_free(j->tr);
     kn_nn_exec_free(j->px);
@@ -238,6 +243,12 @@ static kn_status build_model(job *j, kn_err *e)
     for (int i = 0; i < head.n_hidden; i++)
         printf(" -> %d (relu%s)", head.hidden[i], head.dropout > 0 ? ", dropout" : "");
     printf(" -> %d classes; %d trainable tensors\n", j->classes, trained);
+    if (j->size > 1) {
+        for (int i = 0; i < kn_nn_graph_param_count(j->tail); i++)
+            j->gbuf_n += kn_nn_graph_param(j->tail, i)->numel;
+        if (!(j->gbuf = malloc((j->gbuf_n + 1) * sizeof(float))))
+            return kn_err_set(e, KN_NOMEM, "out of memory for the gradient buffer");
+    }
     return kn_opt_new(&p->opt, j->tail, j->tr, &j->opt, e);
 }
 
@@ -265,13 +276,19 @@ static kn_status backbone_key(job *j, kn_err *e)
     return KN_OK;
 }
 
-/* Features of every image of every split, from the cache or the prefix. */
+/* Features of every image of every split, from the cache or the prefix.
+ *
+ * Data parallel: rank 0 alone reads and writes the cache (so one job never
+ * has two writers; parallel jobs are kept apart by the cache's flock) and
+ * decides which images miss; the misses are dealt to the ranks one batch at
+ * a time, the computed rows are summed onto rank 0 (every other rank's row
+ * is zero), and rank 0 broadcasts the finished feature set. */
 static kn_status compute_features(job *j, kn_train_result *r, kn_err *e)
 {
     const kn_train_params *p = j->p;
     kn_fcache *c = NULL;
     kn_status rc = backbone_key(j, e);
-    if (rc || (rc = kn__fcache_open(p->cache_dir, j->key_hex, j->fdim, &c, e)))
+    if (rc || (j->rank == 0 && (rc = kn__fcache_open(p->cache_dir, j->key_hex, j->fdim, &c, e))))
         goto out;
     uint64_t t0 = kn_now_ns();
     kn_img_decode_params dp = kn_img_decode_default_params();
@@ -280,34 +297,41 @@ static kn_status compute_features(job *j, kn_train_result *r, kn_err *e)
         int n = j->ds->count[s];
         feats *f = &j->f[s];
         f->dim = j->fdim;
-        f->x = malloc(((size_t)n + 1) * (size_t)j->fdim * sizeof(float));
+        f->x = calloc(((size_t)n + 1) * (size_t)j->fdim, sizeof(float));
         f->y = malloc(((size_t)n + 1) * sizeof(int));
         uint8_t(*keys)[32] = malloc(((size_t)n + 1) * 32);
         int *miss = malloc(((size_t)n + 1) * sizeof(int));
-        char(*why)[KN_ERR_MSG_MAX] = NULL;
-        if (!f->x || !f->y || !keys || !miss) {
+        int *ok = malloc(((size_t)n + 1) * sizeof(int));
+        char(*why)[KN_ERR_MSG_MAX] = calloc((size_t)p->batch, sizeof *why);
+        if (!f->x || !f->y || !keys || !miss || !ok || !why) {
             free(keys);
             free(miss);
+            free(ok);
+            free(why);
             rc = kn_err_set(e, KN_NOMEM, "out of memory for %d features", n);
             goto out;
         }
         const kn_ds_item *items = j->ds->items[s];
-        int *ok = calloc((size_t)n + 1, sizeof(int));
-#pragma omp parallel for schedule(dynamic, 16)
         for (int i = 0; i < n; i++)
-            ok[i] = kn__sha256_file(items[i].path, keys[i], NULL) == KN_OK;
+            ok[i] = 1;
         int nmiss = 0;
-        for (int i = 0; i < n; i++) {
-            const float *v = ok[i] ? kn__fcache_get(c, keys[i]) : NULL;
-            if (v) {
-                memcpy(f->x + (size_t)i * j->fdim, v, (size_t)j->fdim * sizeof(float));
-                r->cache_hits++;
-            } else {
-                miss[nmiss++] = i;
+        if (j->rank == 0) {
+#pragma omp parallel for schedule(dynamic, 16)
+            for (int i = 0; i < n; i++)
+                ok[i] = kn__sha256_file(items[i].path, keys[i], NULL) == KN_OK;
+            for (int i = 0; i < n; i++) {
+                const float *v = ok[i] ? kn__fcache_get(c, keys[i]) : NULL;
+                if (v) {
+                    memcpy(f->x + (size_t)i * j->fdim, v, (size_t)j->fdim * sizeof(float));
+                    r->cache_hits++;
+                } else {
+                    miss[nmiss++] = i;
+                }
             }
         }
-        why = calloc((size_t)p->batch, sizeof *why);
-        for (int b = 0; b < nmiss && why; b += p->batch) {
+        kn__dist_bcast(&nmiss, sizeof nmiss);
+        kn__dist_bcast(miss, (size_t)nmiss * sizeof(int));
+        for (int b = j->rank * p->batch; b < nmiss; b += p->batch * j->size) {
             int cnt = nmiss - b < p->batch ? nmiss - b : p->batch;
             int good[cnt > 0 ? cnt : 1];
 #pragma omp parallel for schedule(dynamic, 1)
@@ -327,41 +351,54 @@ static kn_status compute_features(job *j, kn_train_result *r, kn_err *e)
                 if (!good[k]) {
                     ok[i] = 0;
                     kn_log(KN_LOG_WARN, "skipping %s", why[k]);
+                    continue;
+                }
+                memcpy(f->x + (size_t)i * j->fdim, j->fx + (size_t)k * j->fdim,
+                       (size_t)j->fdim * sizeof(float));
+            }
+        }
+        if (!rc) {
+            /* rows a rank did not compute are zero there */
+            kn__dist_reduce_sum_f(f->x, (size_t)n * (size_t)j->fdim);
+            kn__dist_reduce_min_i(ok, n);
+        }
+        int m = 0;
+        if (!rc && j->rank == 0) {
+            for (int k = 0; k < nmiss && !rc; k++) {
+                int i = miss[k];
+                if (!ok[i]) {
                     r->skipped_images++;
                     continue;
                 }
-                float *dst = f->x + (size_t)i * j->fdim;
-                memcpy(dst, j->fx + (size_t)k * j->fdim, (size_t)j->fdim * sizeof(float));
-                if (ok[i] && kn__fcache_put(c, keys[i], dst)) {
+                if (kn__fcache_put(c, keys[i], f->x + (size_t)i * j->fdim))
                     rc = kn_err_set(e, KN_NOMEM, "feature cache: out of memory");
-                    break;
-                }
                 r->cache_misses++;
             }
-            if (rc)
-                break;
+            /* compact: drop unreadable images */
+            for (int i = 0; i < n && !rc; i++) {
+                if (!ok[i])
+                    continue;
+                if (m != i)
+                    memmove(f->x + (size_t)m * j->fdim, f->x + (size_t)i * j->fdim,
+                            (size_t)j->fdim * sizeof(float));
+                f->y[m++] = items[i].label;
+            }
         }
-        /* compact: drop unreadable images */
-        int m = 0;
-        for (int i = 0; i < n && !rc; i++) {
-            if (!ok[i])
-                continue;
-            if (m != i)
-                memmove(f->x + (size_t)m * j->fdim, f->x + (size_t)i * j->fdim,
-                        (size_t)j->fdim * sizeof(float));
-            f->y[m++] = items[i].label;
-        }
-        f->n = m;
         free(why);
         free(ok);
         free(keys);
         free(miss);
         if (rc)
             goto out;
+        kn__dist_bcast(&m, sizeof m);
+        kn__dist_bcast(f->x, (size_t)m * (size_t)j->fdim * sizeof(float));
+        kn__dist_bcast(f->y, (size_t)m * sizeof(int));
+        f->n = m;
     }
     printf("features: %d from cache, %d computed, %.1f s\n", r->cache_hits, r->cache_misses,
            (kn_now_ns() - t0) / 1e9);
-    rc = kn__fcache_flush(c, e);
+    if (j->rank == 0)
+        rc = kn__fcache_flush(c, e);
 out:
     kn__fcache_free(c);
     return rc;
@@ -396,6 +433,68 @@ static void shuffle(int *order, int n, uint64_t seed, int epoch)
         order[i] = order[k];
         order[k] = t;
     }
+}
+
+/* The part [off, off + len) of a global batch of cnt samples that this rank
+ * takes: shards as even as possible, the first cnt % size one larger. */
+static void shard(const job *j, int cnt, int *off, int *len)
+{
+    int base = cnt / j->size, rem = cnt % j->size;
+    *off = j->rank * base + (j->rank < rem ? j->rank : rem);
+    *len = base + (j->rank < rem ? 1 : 0);
+}
+
+/* After each rank's backward on its shard of len of the global cnt: each
+ * rank's gradient is that of the mean loss over its shard, so weighted by
+ * len / cnt and summed it is the gradient of the mean loss over the global
+ * batch, on every rank alike. Batch-norm running statistics (each rank saw
+ * its own shard's batch statistics) are averaged so they stay identical. */
+static void allreduce_grads(job *j, int len, int cnt)
+{
+    if (j->size < 2)
+        return;
+    float scale = (float)len / (float)cnt;
+    size_t o = 0;
+    int np = kn_nn_graph_param_count(j->tail);
+    for (int i = 0; i < np; i++) {
+        const kn_nn_param *pa = kn_nn_graph_param(j->tail, i);
+        const float *g = kn_nn_trainer_grad(j->tr, i);
+        if (g) {
+            for (size_t k = 0; k < pa->numel; k++)
+                j->gbuf[o + k] = len > 0 ? g[k] * scale : 0.0f;
+            o += pa->numel;
+        } else if (strstr(pa->name, ".running_")) {
+            memcpy(j->gbuf + o, pa->data, pa->numel * sizeof(float));
+            o += pa->numel;
+        }
+    }
+    kn__dist_sum_f(j->gbuf, o);
+    o = 0;
+    for (int i = 0; i < np; i++) {
+        kn_nn_param *pa = kn_nn_graph_param(j->tail, i);
+        float *g = kn_nn_trainer_grad(j->tr, i);
+        if (g) {
+            memcpy(g, j->gbuf + o, pa->numel * sizeof(float));
+            o += pa->numel;
+        } else if (strstr(pa->name, ".running_")) {
+            for (size_t k = 0; k < pa->numel; k++)
+                pa->data[k] = j->gbuf[o + k] / (float)j->size;
+            o += pa->numel;
+        }
+    }
+}
+
+/* One step's loss and correct count summed over the ranks; the step's
+ * training loss goes to the history. */
+static void step_totals(job *j, bool train, float l, int len, int cnt, int c, double *total,
+                        int *correct)
+{
+    double lc[2] = {(double)l * len, c};
+    kn__dist_sum_d(lc, 2);
+    if (train)
+        json_array_append_new(j->step_loss, json_real(lc[0] / cnt));
+    *total += lc[0];
+    *correct += (int)lc[1];
 }
 
 static void progress(const kn_train_params *p, int epoch, int step, int steps, double ips,
@@ -436,29 +535,31 @@ static kn_status run_features(job *j, kn_split s, bool train, int epoch, float *
     for (int b = 0, step = 0; b < f->n; b += p->batch, step++) {
         if (train && steps_left && *steps_left == 0)
             break;
-        int cnt = f->n - b < p->batch ? f->n - b : p->batch;
-        for (int k = 0; k < cnt; k++) {
-            memcpy(j->fx + (size_t)k * f->dim, f->x + (size_t)order[b + k] * f->dim,
+        int cnt = f->n - b < p->batch ? f->n - b : p->batch, off, len;
+        shard(j, cnt, &off, &len);
+        for (int k = 0; k < len; k++) {
+            memcpy(j->fx + (size_t)k * f->dim, f->x + (size_t)order[b + off + k] * f->dim,
                    (size_t)f->dim * sizeof(float));
-            j->labels[k] = f->y[order[b + k]];
+            j->labels[k] = f->y[order[b + off + k]];
         }
-        float l;
-        int c;
-        if ((rc = kn_nn_trainer_forward(j->tr, j->fx, cnt, train, j->out, e)) ||
-            (rc = kn_train_cross_entropy(j->out, j->labels, cnt, j->classes, &l,
-                                         train ? j->dout : NULL, &c, e)))
+        float l = 0;
+        int c = 0;
+        if (len > 0 &&
+            ((rc = kn_nn_trainer_forward(j->tr, j->fx, len, train, j->out, e)) ||
+             (rc = kn_train_cross_entropy(j->out, j->labels, len, j->classes, &l,
+                                          train ? j->dout : NULL, &c, e))))
             break;
         if (train) {
-            if ((rc = kn_nn_trainer_backward(j->tr, j->dout, NULL, e)))
+            if (len > 0 && (rc = kn_nn_trainer_backward(j->tr, j->dout, NULL, e)))
                 break;
+            allreduce_grads(j, len, cnt);
             kn_opt_step(j->opt);
             if (steps_left && *steps_left > 0)
                 (*steps_left)--;
             double dt = (kn_now_ns() - t0) / 1e9, ips = (seen + cnt) / (dt > 0 ? dt : 1e-9);
             progress(p, epoch + 1, step + 1, steps, ips, (f->n - seen - cnt) / (ips > 0 ? ips : 1));
         }
-        total += (double)l * cnt;
-        correct += c;
+        step_totals(j, train, l, len, cnt, c, &total, &correct);
         seen += cnt;
     }
     free(order);
@@ -491,6 +592,7 @@ static kn_status run_images(job *j, kn_split s, bool train, int epoch, float *lo
     if (rc)
         return rc;
     kn_loader_start(ld, epoch);
+    size_t per_in = (size_t)3 * j->pre.h * j->pre.w;
     double total = 0;
     int correct = 0, seen = 0, n, step = 0;
     int steps = (j->ds->count[s] + p->batch - 1) / p->batch;
@@ -500,17 +602,24 @@ static kn_status run_images(job *j, kn_split s, bool train, int epoch, float *lo
             break;
         if ((rc = kn_loader_next(ld, j->in, j->labels, NULL, &n, e)) || n == 0)
             break;
-        float l;
-        int c;
+        /* every rank loads the whole global batch (same seed, same order
+         * and augmentation) and runs its shard of it */
+        int off, len;
+        shard(j, n, &off, &len);
+        const float *in = j->in + (size_t)off * per_in;
+        float l = 0;
+        int c = 0;
         /* without a frozen prefix the trainer takes the images */
-        if ((j->px && (rc = kn_nn_exec_run(j->px, j->in, n, j->fx, e))) ||
-            (rc = kn_nn_trainer_forward(j->tr, j->px ? j->fx : j->in, n, train, j->out, e)) ||
-            (rc = kn_train_cross_entropy(j->out, j->labels, n, j->classes, &l,
-                                         train ? j->dout : NULL, &c, e)))
+        if (len > 0 &&
+            ((j->px && (rc = kn_nn_exec_run(j->px, in, len, j->fx, e))) ||
+             (rc = kn_nn_trainer_forward(j->tr, j->px ? j->fx : in, len, train, j->out, e)) ||
+             (rc = kn_train_cross_entropy(j->out, j->labels + off, len, j->classes, &l,
+                                          train ? j->dout : NULL, &c, e))))
             break;
         if (train) {
-            if ((rc = kn_nn_trainer_backward(j->tr, j->dout, NULL, e)))
+            if (len > 0 && (rc = kn_nn_trainer_backward(j->tr, j->dout, NULL, e)))
                 break;
+            allreduce_grads(j, len, n);
             kn_opt_step(j->opt);
             if (steps_left && *steps_left > 0)
                 (*steps_left)--;
@@ -518,8 +627,7 @@ static kn_status run_images(job *j, kn_split s, bool train, int epoch, float *lo
             progress(p, epoch + 1, ++step, steps, ips,
                      (j->ds->count[s] - seen - n) / (ips > 0 ? ips : 1));
         }
-        total += (double)l * n;
-        correct += c;
+        step_totals(j, train, l, len, n, c, &total, &correct);
         seen += n;
     }
     if (train && r)
@@ -663,9 +771,12 @@ kn_status kn_train_run(const kn_train_params *p, kn_train_result *r, kn_err *e)
     memset(&j, 0, sizeof j);
     memset(r, 0, sizeof *r);
     j.p = p;
+    j.size = 1;
     uint64_t t_start = kn_now_ns();
     kn_status rc = KN_OK;
     float **best = NULL;
+    if (p->mpi && (rc = kn__dist_init(&j.rank, &j.size, e)))
+        return rc;
     if (!p->data || !p->model_dir)
         return kn_err_set(e, KN_INVALID, "training needs a data directory and a model directory");
     if (p->epochs < 1 || p->epochs > 100000)
@@ -692,6 +803,11 @@ kn_status kn_train_run(const kn_train_params *p, kn_train_result *r, kn_err *e)
         printf(" (split %.2f/%.2f/%.2f by seed %llu)", j.ds->ratio[0], j.ds->ratio[1],
                j.ds->ratio[2], (unsigned long long)p->seed);
     printf("\n");
+    if (j.size > 1) {
+        int lo = p->batch / j.size;
+        printf("data parallel: %d ranks, global batch %d (%d to %d per rank)\n", j.size,
+               p->batch, lo, lo + (p->batch % j.size ? 1 : 0));
+    }
     if ((rc = build_model(&j, e)))
         goto out;
     size_t per_in = (size_t)3 * j.pre.h * j.pre.w;
@@ -703,6 +819,10 @@ kn_status kn_train_run(const kn_train_params *p, kn_train_result *r, kn_err *e)
     j.history = json_object();
     json_t *epochs = json_array();
     json_object_set_new(j.history, "epochs", epochs);
+    j.step_loss = json_array();
+    json_object_set_new(j.history, "step_loss", j.step_loss);
+    if (j.size > 1)
+        json_object_set_new(j.history, "ranks", json_integer(j.size));
     if (!j.in || !j.fx || !j.out || !j.dout || !j.labels) {
         rc = kn_err_set(e, KN_NOMEM, "out of memory for batch %d", p->batch);
         goto out;
@@ -771,7 +891,23 @@ kn_status kn_train_run(const kn_train_params *p, kn_train_result *r, kn_err *e)
     json_object_set_new(j.history, "test_loss", json_real(tl));
     json_object_set_new(j.history, "test_accuracy", json_real(ta));
     json_object_set_new(j.history, "skipped_images", json_integer(r->skipped_images));
-    if ((rc = save_package(&j, e)))
+    if (j.size > 1) {
+        /* every rank applied the same steps: their weights must agree bit
+         * for bit, or the data-parallel invariant is broken */
+        uint64_t h = 1469598103934665603ull;
+        for (int i = 0; i < kn_nn_graph_param_count(j.tail); i++) {
+            const kn_nn_param *pa = kn_nn_graph_param_c(j.tail, i);
+            const uint8_t *b = (const uint8_t *)pa->data;
+            for (size_t k = 0; k < pa->numel * sizeof(float); k++)
+                h = (h ^ b[k]) * 1099511628211ull;
+        }
+        if (!kn__dist_agree(h)) {
+            rc = kn_err_set(e, KN_INTERNAL, "data parallel: the ranks' weights differ after "
+                            "training (rank %d's hash %016llx)", j.rank, (unsigned long long)h);
+            goto out;
+        }
+    }
+    if (j.rank == 0 && (rc = save_package(&j, e)))
         goto out;
     r->seconds = (kn_now_ns() - t_start) / 1e9;
     printf("model: %s/model.tar.gz (%d classes, %.1f s)\n", p->model_dir, j.classes, r->seconds);

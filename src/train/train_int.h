@@ -25,4 +25,17 @@ void kn__fcache_free(kn_fcache *c);
 
 kn_status kn__sha256_file(const char *path, uint8_t out[32], kn_err *e);
 
+/* Data-parallel collectives (dist.c); the identity on one process. Sums
+ * are in place; reduce_* leave the result on rank 0; bcast is from rank 0;
+ * agree says whether every rank passed the same value. */
+kn_status kn__dist_init(int *rank, int *size, kn_err *e);
+int kn__dist_rank(void);
+int kn__dist_size(void);
+void kn__dist_sum_f(float *buf, size_t n);
+void kn__dist_sum_d(double *buf, int n);
+void kn__dist_reduce_sum_f(float *buf, size_t n);
+void kn__dist_reduce_min_i(int *buf, int n);
+void kn__dist_bcast(void *buf, size_t bytes);
+bool kn__dist_agree(uint64_t v);
+
 #endif
