@@ -4,6 +4,8 @@
  * both training and tuning jobs (see jobs.h). */
 #include "jobs_int.h"
 
+#include "kennel/train.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <ctype.h>
@@ -206,6 +208,28 @@ static kn_status resolve_uri(kn_jobs *j, const char *uri, const char *what, char
     return KN_OK;
 }
 
+/* Multi-instance jobs run their instances as ranks of one mpirun on this
+ * machine (data-parallel training; see kennel train --mpi). */
+#define KN_MAX_INSTANCES 64
+
+static bool find_mpirun(char out[PATH_MAX])
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path; *p;) {
+        const char *c = strchr(p, ':');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        if (n > 0 && n < PATH_MAX - 16) {
+            snprintf(out, PATH_MAX, "%.*s/mpirun", (int)n, p);
+            if (access(out, X_OK) == 0)
+                return true;
+        }
+        p += n + (c ? 1 : 0);
+    }
+    return false;
+}
+
 static bool builtin_image(const char *image)
 {
     return !image || !*image || !strcmp(image, "kennel") || !strncmp(image, "kennel:", 7);
@@ -377,12 +401,21 @@ kn_status kn_jobs__training_doc(kn_jobs *j, json_t *in, const char *name, bool t
                           "instanceCount' failed to satisfy constraint: Member must have value "
                           "greater than or equal to 1",
                           json_is_integer(cnt) ? "0" : "?", pre);
-    if (cnt && json_integer_value(cnt) > 1)
+    if (cnt && json_integer_value(cnt) > KN_MAX_INSTANCES)
         return kn_err_set(e, KN_INVALID,
-                          "ResourceConfig.InstanceCount %lld: kennel runs a training job on one "
-                          "instance; multi-instance (distributed) training is not supported yet "
-                          "- use InstanceCount 1",
-                          (long long)json_integer_value(cnt));
+                          "1 validation error detected: Value '%lld' at '%sresourceConfig."
+                          "instanceCount' failed to satisfy constraint: kennel runs at most %d "
+                          "instances (MPI ranks) per training job",
+                          (long long)json_integer_value(cnt), pre, KN_MAX_INSTANCES);
+    char mpirun[PATH_MAX];
+    if (cnt && json_integer_value(cnt) > 1 && (!kn_train_mpi_built() || !find_mpirun(mpirun)))
+        return kn_err_set(e, KN_INVALID,
+                          "ResourceConfig.InstanceCount %lld: multi-instance training runs the "
+                          "instances as MPI ranks, and %s - install libopenmpi-dev and "
+                          "openmpi-bin and rebuild kennel, or use InstanceCount 1",
+                          (long long)json_integer_value(cnt),
+                          !kn_train_mpi_built() ? "this kennel was built without MPI"
+                                                : "mpirun is not on the PATH");
     if ((s = need(in, "StoppingCondition", JSON_OBJECT, P("stoppingCondition"), &stopc,
                   !tuning_def, e)))
         return s;
@@ -634,7 +667,17 @@ static kn_status prepare(kn_jobs *j, kn_run *r, kn_err *e)
     snprintf(p, sizeof p, "%s/input/config/hyperparameters.json", r->dir);
     if ((s = write_json(p, json_object_get(r->doc, "HyperParameters"), e)))
         return s;
-    json_t *rc = json_pack("{s:s, s:[s], s:s}", "current_host", "algo-1", "hosts", "algo-1",
+    json_t *hl = json_array();
+    json_t *ic = json_object_get(json_object_get(r->doc, "ResourceConfig"), "InstanceCount");
+    for (long long q = 1; q <= (ic && json_integer_value(ic) > 1 ? json_integer_value(ic) : 1);
+         q++) {
+        char h[32];
+        snprintf(h, sizeof h, "algo-%lld", q);
+        json_array_append_new(hl, json_string(h));
+    }
+    /* one file for every rank: current_host names the first (SM_CURRENT_HOST
+     * is each rank's own) */
+    json_t *rc = json_pack("{s:s, s:o, s:s}", "current_host", "algo-1", "hosts", hl,
                            "network_interface_name", "eth0");
     snprintf(p, sizeof p, "%s/input/config/resourceconfig.json", r->dir);
     s = write_json(p, rc, e);
@@ -704,12 +747,23 @@ static kn_status launch(kn_jobs *j, kn_run *r, kn_err *e)
         kn_instance_type_find(sget(json_object_get(doc, "ResourceConfig"), "InstanceType"));
     int vcpu = it ? it->vcpu : 2;
     long mem_mib = it ? it->memory_mib : 8192;
+    json_t *jcnt = json_object_get(json_object_get(doc, "ResourceConfig"), "InstanceCount");
+    int ninst = jcnt && json_integer_value(jcnt) > 1 ? (int)json_integer_value(jcnt) : 1;
+    /* the instances share this machine's cores: each rank gets its share of
+     * the instance type's vCPUs, at least one */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int per = vcpu;
+    if (ninst > 1) {
+        int cores = ncpu > 0 && ncpu < vcpu * ninst ? (int)ncpu : vcpu * ninst;
+        per = cores / ninst > 0 ? cores / ninst : 1;
+    }
     char threads[16];
-    snprintf(threads, sizeof threads, "%d", vcpu);
+    snprintf(threads, sizeof threads, "%d", per);
 
     /* argv */
     char *argv[220];
     int ac = 0;
+    kn_status s = KN_OK;
     json_t *entry = json_object_get(alg, "ContainerEntrypoint");
     json_t *cargs = json_object_get(alg, "ContainerArguments");
     const char *image = sget(alg, "TrainingImage");
@@ -733,6 +787,55 @@ static kn_status launch(kn_jobs *j, kn_run *r, kn_err *e)
     }
     argv[ac] = NULL;
 
+    /* several instances: one mpirun on loopback, one application context
+     * per rank so each gets its own SM_CURRENT_HOST (algo-1 ... algo-N) */
+    char **mpi_argv = NULL, **mpi_own = NULL, mpirun[PATH_MAX], hosts[16 * KN_MAX_INSTANCES];
+    int mpi_no = 0;
+    snprintf(hosts, sizeof hosts, "[\"algo-1\"]");
+    if (ninst > 1) {
+        if (!find_mpirun(mpirun))
+            return kn_err_set(e, KN_IO, "ClientError: InstanceCount %d needs mpirun (apt-get "
+                              "install openmpi-bin)", ninst);
+        size_t hl = 0;
+        for (int q = 0; q < ninst; q++)
+            hl += (size_t)snprintf(hosts + hl, sizeof hosts - hl, "%s\"algo-%d\"%s",
+                                   q ? "," : "[", q + 1, q == ninst - 1 ? "]" : "");
+        mpi_argv = calloc((size_t)(16 + ninst * (ac + 5)), sizeof *mpi_argv);
+        mpi_own = calloc((size_t)ninst + 1, sizeof *mpi_own);
+        if (!mpi_argv || !mpi_own) {
+            free(mpi_argv);
+            free(mpi_own);
+            return kn_err_set(e, KN_NOMEM, "out of memory");
+        }
+        int m = 0;
+        mpi_argv[m++] = mpirun;
+        if (geteuid() == 0)
+            mpi_argv[m++] = "--allow-run-as-root";
+        static char *const fixed[] = {"--oversubscribe", "--bind-to", "none", "--mca", "btl",
+                                      "self,vader", "--mca", "oob_tcp_if_include", "lo"};
+        for (size_t q = 0; q < sizeof fixed / sizeof *fixed; q++)
+            mpi_argv[m++] = fixed[q];
+        for (int q = 0; q < ninst; q++) {
+            if (q)
+                mpi_argv[m++] = ":";
+            mpi_argv[m++] = "-np";
+            mpi_argv[m++] = "1";
+            mpi_argv[m++] = "/usr/bin/env";
+            if (asprintf(&mpi_own[mpi_no], "SM_CURRENT_HOST=algo-%d", q + 1) < 0) {
+                for (int f = 0; f < mpi_no; f++)
+                    free(mpi_own[f]);
+                free(mpi_own);
+                free(mpi_argv);
+                return kn_err_set(e, KN_NOMEM, "out of memory");
+            }
+            mpi_argv[m++] = mpi_own[mpi_no++];
+            for (int a = 0; a < ac; a++)
+                mpi_argv[m++] = argv[a];
+        }
+        mpi_argv[m] = NULL;
+    }
+    char **run_argv = mpi_argv ? mpi_argv : argv;
+
     /* environment: ours, minus what the contract sets */
     size_t ne = 0;
     while (environ[ne])
@@ -745,7 +848,6 @@ static kn_status launch(kn_jobs *j, kn_run *r, kn_err *e)
     char **own = calloc(cap + 1, sizeof *own);
     int no = 0;
     size_t k = 0;
-    kn_status s = KN_OK;
     if (!envp || !own) {
         s = kn_err_set(e, KN_NOMEM, "out of memory");
         goto out;
@@ -768,8 +870,8 @@ static kn_status launch(kn_jobs *j, kn_run *r, kn_err *e)
     ADD("OMP_NUM_THREADS", threads);
     ADD("SM_NUM_CPUS", threads);
     ADD("SM_NUM_GPUS", "0");
-    ADD("SM_CURRENT_HOST", "algo-1");
-    ADD("SM_HOSTS", "[\"algo-1\"]");
+    ADD("SM_CURRENT_HOST", "algo-1"); /* each rank's own under mpirun */
+    ADD("SM_HOSTS", hosts);
     ADD("SM_LOG_LEVEL", "20");
     ADD("SM_NETWORK_INTERFACE_NAME", "eth0");
     ADD("TRAINING_JOB_NAME", r->name);
@@ -863,7 +965,7 @@ static kn_status launch(kn_jobs *j, kn_run *r, kn_err *e)
         dup2(pfd[1], 1);
         dup2(pfd[1], 2);
         syscall(SYS_close_range, 3u, ~0u, 0u);
-        execve(argv[0], argv, envp);
+        execve(run_argv[0], run_argv, envp);
         static const char msg[] = "cannot execute the training entry point\n";
         ssize_t w = write(2, msg, sizeof msg - 1);
         (void)w;
@@ -879,14 +981,22 @@ static kn_status launch(kn_jobs *j, kn_run *r, kn_err *e)
     fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     r->out_fd = pfd[0];
     r->pid = pid;
-    kn_log(KN_LOG_INFO, "training job %s: started (pid %ld, %d threads)", r->name, (long)pid,
-           vcpu);
+    if (ninst > 1)
+        kn_log(KN_LOG_INFO, "training job %s: started (mpirun pid %ld, %d instances x %d "
+               "threads)", r->name, (long)pid, ninst, per);
+    else
+        kn_log(KN_LOG_INFO, "training job %s: started (pid %ld, %d threads)", r->name,
+               (long)pid, per);
 out:
     if (own)
         for (int q = 0; q < no; q++)
             free(own[q]);
     free(own);
     free(envp);
+    for (int q = 0; q < mpi_no; q++)
+        free(mpi_own[q]);
+    free(mpi_own);
+    free(mpi_argv);
     return s;
 }
 

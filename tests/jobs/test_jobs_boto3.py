@@ -6,7 +6,7 @@ a fast stand-in training script (standin_trainer.py) as the entry point:
     metric series (FinalMetricDataList), its log over /kennel/.../logs;
   - StopTrainingJob: Stopping -> Stopped;
   - bad input gets AWS-shaped errors: a name over 63 (training) / 32
-    (tuning) characters, InstanceCount 2, a regex that does not compile, an
+    (tuning) characters, InstanceCount 65, a regex that does not compile, an
     entry point that is not executable, min >= max, log scale with min <= 0,
     an empty categorical, an objective not among the metric definitions, a
     missing training job (ValidationException) and tuning job
@@ -219,9 +219,9 @@ def run(d, srv, sm, sm_raw):
     code, msg = error_of(sm.create_training_job, TrainingJobName="x" * 64, **definition(d))
     bad.append(("long name", code, msg, "length less than or equal to 63"))
     dd = definition(d)
-    dd["ResourceConfig"]["InstanceCount"] = 2
-    code, msg = error_of(sm.create_training_job, TrainingJobName="two", **dd)
-    bad.append(("instance count", code, msg, "multi-instance"))
+    dd["ResourceConfig"]["InstanceCount"] = 65
+    code, msg = error_of(sm.create_training_job, TrainingJobName="many", **dd)
+    bad.append(("instance count", code, msg, "at most 64 instances"))
     code, msg = error_of(sm.create_training_job, TrainingJobName="badre",
                          **definition(d, metrics=[{"Name": "m", "Regex": "loss: ([0-9"}]))
     bad.append(("regex", code, msg, "MetricDefinitions"))

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Multi-instance training jobs through boto3 against a real kennel server:
+  - CreateTrainingJob with the built-in trainer and InstanceCount 2 runs
+    mpirun with two ranks: Completed, one set of metric lines in the log (rank
+    0's), metrics.json records 2 ranks, the model.tar.gz under
+    <output>/<job>/output/ loads in kennel predict;
+  - an entry point with InstanceCount 3 sees the SageMaker multi-instance
+    contract on every rank: SM_HOSTS ["algo-1","algo-2","algo-3"], each rank
+    its own SM_CURRENT_HOST, resourceconfig.json listing the hosts;
+  - InstanceCount 65 is refused with the limit named.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+KN = os.environ.get("KN_BIN")
+failures = 0
+checks = 0
+
+
+def check(name, cond, detail=""):
+    global failures, checks
+    checks += 1
+    if not cond:
+        failures += 1
+        print(f"FAIL: {name} {detail}", flush=True)
+    return cond
+
+
+def signed_get(url):
+    import urllib.request
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials("AKIDEXAMPLE", "kennel-test-secret"), "sagemaker",
+              "us-east-1").add_auth(req)
+    p = req.prepare()
+    return urllib.request.urlopen(urllib.request.Request(url, headers=dict(p.headers))).read()
+
+
+def wait_done(sm, name, timeout=300):
+    end = time.time() + timeout
+    while time.time() < end:
+        d = sm.describe_training_job(TrainingJobName=name)
+        if d["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return d
+        time.sleep(0.5)
+    return sm.describe_training_job(TrainingJobName=name)
+
+
+def job(d, name, count, hp=None, alg=None, env=None):
+    out = dict(
+        TrainingJobName=name,
+        AlgorithmSpecification=alg or {
+            "TrainingImage": "kennel", "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "Test Loss", "Regex": r"Testing Loss: ([0-9\.]+)"}]},
+        RoleArn="arn:aws:iam::123456789012:role/kennel",
+        InputDataConfig=[{"ChannelName": "training", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"file://{d}/data"}}}],
+        OutputDataConfig={"S3OutputPath": f"file://{d}/out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": count,
+                        "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+        HyperParameters=hp or {})
+    if env:
+        out["Environment"] = env
+    return out
+
+
+def run(d, url):
+    import boto3
+    from botocore.exceptions import ClientError
+    kw = dict(region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
+              aws_secret_access_key="kennel-test-secret")
+    sm = boto3.client("sagemaker", endpoint_url=url, **kw)
+
+    # the built-in trainer over 2 ranks
+    hp = {"arch": "tiny", "image_size": "32", "head": "16", "epochs": "2", "batch_size": "7",
+          "learning_rate": "0.05", "optimizer": "sgd", "seed": "7", "patience": "-1",
+          "cache_dir": "none"}
+    sm.create_training_job(**job(d, "mpi-two", 2, hp))
+    desc = wait_done(sm, "mpi-two")
+    log = signed_get(f"{url}/kennel/training-jobs/mpi-two/logs").decode(errors="replace")
+    check("2-instance job Completed", desc["TrainingJobStatus"] == "Completed",
+          f"{desc.get('FailureReason')} {log[-1500:]}")
+    check("InstanceCount kept", desc["ResourceConfig"]["InstanceCount"] == 2)
+    check("log says 2 ranks", "data parallel: 2 ranks, global batch 7" in log, log[-800:])
+    check("one Testing Loss line (rank 0 only)", log.count("Testing Loss: ") == 1, log[-800:])
+    metrics = desc.get("FinalMetricDataList") or []
+    check("the objective metric was read", any(m["MetricName"] == "Test Loss" for m in metrics),
+          metrics)
+    tgz = f"{d}/out/mpi-two/output/model.tar.gz"
+    check("model.tar.gz stored", os.path.isfile(tgz), tgz)
+    if os.path.isfile(tgz):
+        with tarfile.open(tgz) as t:
+            t.extractall(f"{d}/unpacked")
+        m = json.load(open(f"{d}/unpacked/metrics.json"))
+        check("metrics.json records 2 ranks", m.get("ranks") == 2, m.get("ranks"))
+        img = sorted(os.path.join(r, f) for r, _, fs in os.walk(f"{d}/data/test") for f in fs)[0]
+        p = subprocess.run([KN, "predict", "--model", tgz, "--topk", "1", img],
+                           capture_output=True, text=True)
+        check("kennel predict loads the 2-instance model", p.returncode == 0, p.stderr)
+
+    # an entry point sees the multi-instance contract on each rank
+    script = f"{d}/entry.sh"
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\n"
+                "echo \"$SM_CURRENT_HOST $OMPI_COMM_WORLD_RANK $SM_HOSTS\" >> \"$HOSTS_FILE\"\n"
+                "cp \"$SM_INPUT_CONFIG_DIR/resourceconfig.json\" \"$SM_MODEL_DIR/rc-$SM_CURRENT_HOST.json\"\n")
+    os.chmod(script, 0o755)
+    sm.create_training_job(**job(d, "mpi-entry", 3, alg={
+        "TrainingInputMode": "File", "ContainerEntrypoint": [script]},
+        env={"HOSTS_FILE": f"{d}/hosts"}))
+    desc = wait_done(sm, "mpi-entry")
+    check("3-instance entry point Completed", desc["TrainingJobStatus"] == "Completed",
+          desc.get("FailureReason"))
+    lines = sorted(open(f"{d}/hosts").read().split("\n")) if os.path.exists(f"{d}/hosts") else []
+    lines = [x for x in lines if x]
+    check("three ranks ran", len(lines) == 3, lines)
+    check("each rank its own SM_CURRENT_HOST",
+          [x.split()[0] for x in lines] == ["algo-1", "algo-2", "algo-3"], lines)
+    check("ranks 0..2", sorted(x.split()[1] for x in lines) == ["0", "1", "2"], lines)
+    check("SM_HOSTS lists all three",
+          all(json.loads(x.split(" ", 2)[2]) == ["algo-1", "algo-2", "algo-3"] for x in lines),
+          lines)
+    tgz = f"{d}/out/mpi-entry/output/model.tar.gz"
+    if check("entry model stored", os.path.isfile(tgz), tgz):
+        with tarfile.open(tgz) as t:
+            rc = json.load(t.extractfile("rc-algo-2.json"))
+        check("resourceconfig.json lists the hosts", rc["hosts"] == ["algo-1", "algo-2", "algo-3"],
+              rc)
+
+    # over the limit
+    try:
+        sm.create_training_job(**job(d, "mpi-many", 65, hp))
+        check("InstanceCount 65 refused", False)
+    except ClientError as e:
+        check("InstanceCount 65 refused", e.response["Error"]["Code"] == "ValidationException"
+              and "at most 64" in e.response["Error"]["Message"], e.response["Error"])
+
+
+def main():
+    if not KN:
+        print("KN_BIN not set")
+        return 1
+    try:
+        import boto3  # noqa: F401
+    except ImportError as e:
+        print(f"skip: {e} (needs python3-boto3)")
+        return 77
+    if not shutil.which("mpirun"):
+        print("skip: mpirun is not installed (apt-get install openmpi-bin)")
+        return 77
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        os.environ.pop(k, None)
+    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+                      KENNEL_ROOT_ACCESS_KEY_ID="AKIDEXAMPLE",
+                      KENNEL_ROOT_SECRET_ACCESS_KEY="kennel-test-secret")
+    tmp = tempfile.TemporaryDirectory()
+    d = tmp.name
+    subprocess.run([KN, "dataset", "synth", f"{d}/data", "--classes", "3", "--per-class", "8",
+                    "--seed", "5"], check=True, stdout=subprocess.DEVNULL)
+    ready = f"{d}/ready"
+    errlog = open(f"{d}/server.err", "ab")
+    srv = subprocess.Popen([KN, "server", "--data-dir", f"{d}/srv", "--port", "0",
+                            "--ready-file", ready], stdout=subprocess.DEVNULL, stderr=errlog)
+    try:
+        for _ in range(200):
+            if os.path.exists(ready) and open(ready).read().strip():
+                break
+            time.sleep(0.05)
+        port = int(open(ready).read().strip().rsplit(":", 1)[1])
+        run(d, f"http://127.0.0.1:{port}")
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check("no exception", False, repr(e))
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
+        check("server exited cleanly", srv.returncode == 0, srv.returncode)
+        if failures:
+            sys.stdout.write(open(f"{d}/server.err").read()[-3000:])
+    print(f"jobs mpi: {checks - failures}/{checks} checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
