@@ -9,6 +9,7 @@ build_pkgs=(
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev
   libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
   libssl-dev libarchive-dev libcmocka-dev libpcre2-dev libcairo2-dev
+  libopenmpi-dev openmpi-bin
 )
 test_pkgs=(
   python3 python3-numpy python3-torch python3-torchvision python3-pil
