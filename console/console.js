@@ -736,7 +736,8 @@
         const provTotal = pcList.reduce((n, p) => n + (p.AllocatedProvisionedConcurrentExecutions || 0), 0);
         replace(conf, kv([['Runtime', c.Runtime], ['Handler', c.Handler], ['Memory (MB)', c.MemorySize], ['Timeout (s)', c.Timeout],
           ['Role', c.Role], ['Reserved concurrency', reserved == null ? 'none (uses the unreserved pool)' : reserved],
-          ['Cold starts in the log', reports ? cold + ' of ' + reports + ' invocations' : '—'], ['Last modified', c.LastModified], ['Description', c.Description]]));
+          ['Cold starts in the log', reports ? cold + ' of ' + reports + ' invocations' : '—'], ['Last modified', c.LastModified], ['Description', c.Description],
+          ...Object.entries(f.Tags || {}).map(([k, v]) => ['Tag ' + k, v])]));
         replace(prov, pcs.ok ? table([
           { key: 'FunctionArn', label: 'Qualifier', render: (p) => String(p.FunctionArn || '').split(':').pop() },
           { key: 'RequestedProvisionedConcurrentExecutions', label: 'Requested' },

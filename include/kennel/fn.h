@@ -169,6 +169,14 @@ KN_API kn_status kn_fn_invoke(kn_fn *f, const kn_fn_invoke_params *p, kn_fn_resu
 KN_API bool kn_fn_name_parse(const char *in, char *name, size_t name_n, char *qual,
                              size_t qual_n);
 
+/* Tags of a function ({"key": "value"}, a copy), and changes to them:
+ * `set` merged in (borrowed, may be NULL), then the `remove` keys dropped;
+ * more than KN_FN_MAX_TAGS is KN_INVALID and changes nothing. */
+#define KN_FN_MAX_TAGS 50
+KN_API kn_status kn_fn_tags_get(kn_fn *f, const char *name, json_t **out, kn_err *e);
+KN_API kn_status kn_fn_tags_update(kn_fn *f, const char *name, json_t *set,
+                                   const char *const *remove, size_t n_remove, kn_err *e);
+
 /* Prometheus text about every function. */
 KN_API kn_status kn_fn_prometheus(kn_fn *f, kn_buf *b);
 /* The function's log file (whole), into b. */

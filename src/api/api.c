@@ -137,6 +137,9 @@ static const kn_api_route routes[] = {
            kn_lambda__delete_provisioned),
     LAMBDA(GetAccountSettings, "GET", "/2016-08-19/account-settings/",
            kn_lambda__get_account_settings),
+    LAMBDA(ListTags, "GET", "/2017-03-31/tags/{ARN}", kn_lambda__list_tags),
+    LAMBDA(TagResource, "POST", "/2017-03-31/tags/{ARN}", kn_lambda__tag_resource),
+    LAMBDA(UntagResource, "DELETE", "/2017-03-31/tags/{ARN}", kn_lambda__untag_resource),
 #undef LAMBDA
     {KN_PROTO_KENNEL, NULL, "FunctionLogs", NULL, "GET", "/kennel/functions/{FunctionName}/logs",
      NULL, "lambda:GetFunction", kn_lambda__logs},

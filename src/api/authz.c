@@ -88,6 +88,9 @@ static const struct resource_rule {
     FN("GetProvisionedConcurrencyConfig"), FN("DeleteProvisionedConcurrencyConfig"),
     FN("ListProvisionedConcurrencyConfigs"),
 #undef FN
+    {"lambda:ListTags", "{ARN}", NULL},
+    {"lambda:TagResource", "{ARN}", NULL},
+    {"lambda:UntagResource", "{ARN}", NULL},
 #define IAMR(op, type, member) {"iam:" op, "arn:aws:iam::{account}:" type "/{" member "}", NULL}
     IAMR("CreateUser", "user", "UserName"),
     IAMR("CreateAccessKey", "user", "UserName"),

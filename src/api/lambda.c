@@ -267,6 +267,8 @@ static void finish_empty(kn_api_call *c, int status)
     c->raw_response = true;
 }
 
+static kn_status check_tags(kn_api_call *c, json_t *tags);
+
 kn_status kn_lambda__create_function(kn_api_call *c)
 {
     kn_status s = need_fn(c);
@@ -292,7 +294,9 @@ kn_status kn_lambda__create_function(kn_api_call *c)
         s = lambda_err(c, KN_SHAPE);
         goto out;
     }
-    if ((s = config_from(c, in, &cfg)) || (s = code_from(c, code, &zip)))
+    json_t *tags = json_object_get(in, "Tags");
+    if ((s = config_from(c, in, &cfg)) || (tags && (s = check_tags(c, tags))) ||
+        (s = code_from(c, code, &zip)))
         goto out;
     char fname[72], fq[136];
     if (!kn_fn_name_parse(json_string_value(name), fname, sizeof fname, fq, sizeof fq) ||
@@ -302,6 +306,9 @@ kn_status kn_lambda__create_function(kn_api_call *c)
     json_t *pub = json_object_get(in, "Publish");
     s = kn_fn_create(c->api->fn, fname, &cfg, zip.data, zip.len, json_is_true(pub), &out,
                      &c->err);
+    if (!s && tags && json_object_size(tags) &&
+        (s = kn_fn_tags_update(c->api->fn, fname, tags, NULL, 0, &c->err)))
+        json_decref(out);
     if (s) {
         lambda_err(c, s);
         goto out;
@@ -329,6 +336,11 @@ kn_status kn_lambda__get_function(kn_api_call *c)
     if (reserved >= 0)
         json_object_set_new(o, "Concurrency",
                             json_pack("{s:i}", "ReservedConcurrentExecutions", reserved));
+    json_t *tags = NULL;
+    if (kn_fn_tags_get(c->api->fn, name, &tags, &c->err) == KN_OK && json_object_size(tags))
+        json_object_set_new(o, "Tags", tags);
+    else
+        json_decref(tags);
     return finish_raw(c, 200, o);
 }
 
@@ -785,4 +797,115 @@ kn_status kn_lambda__metrics(kn_api_call *c)
     if ((s = kn_fn_metrics(c->api->fn, name, minutes, &out, &c->err)))
         return lambda_err(c, s);
     return finish_raw(c, 200, out);
+}
+
+/* ---- tags ---------------------------------------------------------------- */
+
+/* A Tags map as Lambda takes it: at most KN_FN_MAX_TAGS string values, keys
+ * of 1..128 characters not starting with "aws:", values of at most 256.
+ * Values are free text: the console shows them as text. */
+static kn_status check_tags(kn_api_call *c, json_t *tags)
+{
+    if (!json_is_object(tags)) {
+        kn_err_set(&c->err, KN_SHAPE, "Tags must be a map of strings");
+        return lambda_err(c, KN_SHAPE);
+    }
+    if (json_object_size(tags) > KN_FN_MAX_TAGS) {
+        kn_err_set(&c->err, KN_INVALID, "A function can have at most %d tags (%zu given)",
+                   KN_FN_MAX_TAGS, json_object_size(tags));
+        return lambda_err(c, KN_INVALID);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(tags, k, v)
+    {
+        size_t kl = strlen(k);
+        if (!json_is_string(v) || kl < 1 || kl > 128 || json_string_length(v) > 256 ||
+            strncmp(k, "aws:", 4) == 0) {
+            kn_err_set(&c->err, KN_INVALID,
+                       "Tag '%.60s' is not valid: keys are 1 to 128 characters and do not "
+                       "start with 'aws:', values are strings of at most 256 characters",
+                       k);
+            kn_text_clean(c->err.msg);
+            return lambda_err(c, KN_INVALID);
+        }
+    }
+    return KN_OK;
+}
+
+/* The function named by the {ARN} path label (a function ARN, unqualified). */
+static kn_status tag_target(kn_api_call *c, char *name, size_t nn)
+{
+    char arn[400], qual[136];
+    if (!path_param(c, "ARN", arn, sizeof arn) || strncmp(arn, "arn:", 4) != 0 ||
+        !kn_fn_name_parse(arn, name, nn, qual, sizeof qual) || qual[0]) {
+        kn_err_set(&c->err, KN_SHAPE, "The resource ARN '%.200s' is not an unqualified function ARN",
+                   arn);
+        kn_text_clean(c->err.msg);
+        return lambda_err(c, KN_SHAPE);
+    }
+    return KN_OK;
+}
+
+kn_status kn_lambda__list_tags(kn_api_call *c)
+{
+    char name[72];
+    kn_status s = need_fn(c);
+    if (s || (s = tag_target(c, name, sizeof name)))
+        return s;
+    json_t *tags;
+    if ((s = kn_fn_tags_get(c->api->fn, name, &tags, &c->err)))
+        return lambda_err(c, s);
+    return finish_raw(c, 200, json_pack("{s:o}", "Tags", tags));
+}
+
+kn_status kn_lambda__tag_resource(kn_api_call *c)
+{
+    char name[72];
+    kn_status s = need_fn(c);
+    if (s || (s = tag_target(c, name, sizeof name)))
+        return s;
+    json_t *in;
+    if ((s = body_json(c, &in)))
+        return s;
+    json_t *tags = json_object_get(in, "Tags");
+    if (!(s = check_tags(c, tags))) {
+        s = kn_fn_tags_update(c->api->fn, name, tags, NULL, 0, &c->err);
+        if (s)
+            lambda_err(c, s);
+        else
+            finish_empty(c, 204);
+    }
+    json_decref(in);
+    return s;
+}
+
+kn_status kn_lambda__untag_resource(kn_api_call *c)
+{
+    char name[72];
+    kn_status s = need_fn(c);
+    if (s || (s = tag_target(c, name, sizeof name)))
+        return s;
+    /* ?tagKeys=a&tagKeys=b */
+    char keys[KN_FN_MAX_TAGS][160];
+    const char *list[KN_FN_MAX_TAGS];
+    size_t n = 0;
+    const char *q = c->req->query ? c->req->query : "";
+    for (const char *p = q; *p && n < KN_FN_MAX_TAGS;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > 8 && strncmp(p, "tagKeys=", 8) == 0 &&
+            kn_api__form_get(p, len, "tagKeys", keys[n], sizeof keys[n]))
+            list[n] = keys[n], n++;
+        p += len + (amp ? 1 : 0);
+    }
+    if (n == 0) {
+        kn_err_set(&c->err, KN_SHAPE, "1 validation error detected: Value null at 'tagKeys' "
+                                      "failed to satisfy constraint: Member must not be null");
+        return lambda_err(c, KN_SHAPE);
+    }
+    if ((s = kn_fn_tags_update(c->api->fn, name, NULL, list, n, &c->err)))
+        return lambda_err(c, s);
+    finish_empty(c, 204);
+    return KN_OK;
 }

@@ -1833,3 +1833,46 @@ kn_status kn_fn_metrics(kn_fn *f, const char *name, int minutes, json_t **out, k
     *out = json_pack("{s:s, s:o}", "FunctionName", name, "Metrics", arr);
     return KN_OK;
 }
+
+/* ---- tags ------------------------------------------------------------------ */
+
+kn_status kn_fn_tags_get(kn_fn *f, const char *name, json_t **out, kn_err *e)
+{
+    *out = NULL;
+    pthread_mutex_lock(&f->mu);
+    json_t *doc = doc_of(f, name);
+    if (doc) {
+        json_t *t = json_object_get(doc, "tags");
+        *out = t ? json_deep_copy(t) : json_object();
+    }
+    pthread_mutex_unlock(&f->mu);
+    return doc ? KN_OK : not_found(f, name, NULL, e);
+}
+
+kn_status kn_fn_tags_update(kn_fn *f, const char *name, json_t *set, const char *const *remove,
+                            size_t n_remove, kn_err *e)
+{
+    pthread_mutex_lock(&f->mu);
+    json_t *doc = doc_of(f, name);
+    kn_status s = KN_OK;
+    if (!doc) {
+        pthread_mutex_unlock(&f->mu);
+        return not_found(f, name, NULL, e);
+    }
+    json_t *t = json_object_get(doc, "tags");
+    json_t *next = t ? json_deep_copy(t) : json_object();
+    if (set)
+        json_object_update(next, set);
+    for (size_t i = 0; i < n_remove; i++)
+        json_object_del(next, remove[i]);
+    if (json_object_size(next) > KN_FN_MAX_TAGS) {
+        s = kn_err_set(e, KN_INVALID, "A function can have at most %d tags (this would make %zu)",
+                       KN_FN_MAX_TAGS, json_object_size(next));
+        json_decref(next);
+    } else {
+        json_object_set_new(doc, "tags", next);
+        s = save(f, name, e);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}

@@ -270,6 +270,10 @@ async function noHorizontalOverflow(page) {
       const prov = await page.textContent('#provisioned');
       check('and the provisioned configuration on live', /live/.test(prov) && /READY/.test(prov), prov);
       check('versions and aliases', /live/.test(await page.textContent('#aliases')) && /1/.test(await page.textContent('#versions')));
+      const injected2 = await page.evaluate(() => ({ imgs: document.querySelectorAll('main img, main b').length, xss: window.__xss }));
+      check('markup in a resource tag and description is shown as text and runs nothing',
+        conf.includes('<img src=x onerror=window.__xss=2>') && conf.includes('<b onmouseover=alert(1)>slow</b>') &&
+        injected2.imgs === 0 && injected2.xss === undefined, JSON.stringify(injected2) + ' ' + conf.slice(0, 400));
       const logs = await page.textContent('#log');
       check('and recent log lines', /REPORT RequestId/.test(logs), logs.slice(-300));
       await shot(page, 'function');

@@ -127,7 +127,17 @@ if [ -x "$aws" ]; then
     role_arn=arn:aws:iam::123456789012:role/dog-fn-role
     "$kennel" function package "$tmp/fn" --out "$tmp/fn.zip" > /dev/null &&
       lam create-function --function-name slow-fn --runtime provided.al2023 --role "$role_arn" \
-        --handler bootstrap --timeout 10 --zip-file "fileb://$tmp/fn.zip" > /dev/null &&
+        --handler bootstrap --timeout 10 --zip-file "fileb://$tmp/fn.zip" \
+        --description '<b onmouseover=alert(1)>slow</b>' > /dev/null &&
+      lam tag-resource --resource arn:aws:lambda:us-east-1:123456789012:function:slow-fn \
+        --tags 'team=<img src=x onerror=window.__xss=2>,stage=test' &&
+      lam list-tags --resource arn:aws:lambda:us-east-1:123456789012:function:slow-fn \
+        > "$tmp/tags.json" &&
+      grep -q 'onerror=window.__xss=2' "$tmp/tags.json" &&
+      lam untag-resource --resource arn:aws:lambda:us-east-1:123456789012:function:slow-fn \
+        --tag-keys stage &&
+      lam get-function --function-name slow-fn > "$tmp/getfn.json" &&
+      /usr/bin/python3 -c "import json,sys; t=json.load(open('$tmp/getfn.json'))['Tags']; sys.exit(0 if list(t) == ['team'] else 1)" &&
       lam publish-version --function-name slow-fn > /dev/null &&
       lam create-alias --function-name slow-fn --name live --function-version 1 > /dev/null &&
       lam put-function-concurrency --function-name slow-fn --reserved-concurrent-executions 2 > /dev/null &&
