@@ -1181,11 +1181,21 @@ static void b64(const uint8_t *p, size_t n, char *out, size_t cap)
     EVP_EncodeBlock((unsigned char *)out, p, (int)n);
 }
 
-static long max_rss_mb(void)
+/* The environment's peak resident memory (VmHWM) while it is alive. */
+static long max_rss_mb(pid_t pid)
 {
-    /* children's peak is not visible per process after the fact; report
-     * the environment's current peak from /proc when it is alive */
-    return 0;
+    if (pid <= 0)
+        return 0;
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *h = strstr(buf, "VmHWM:");
+    return h ? (strtol(h + 6, NULL, 10) + 1023) / 1024 : 0;
 }
 
 static void error_doc(kn_buf *b, const char *type, const char *request_id, const char *msg)
@@ -1380,16 +1390,13 @@ kn_status kn_fn_invoke(kn_fn *f, const kn_fn_invoke_params *p, kn_fn_result *r, 
             pthread_cond_timedwait(&inv.cv, &f->mu, &ts);
         }
     }
-    bool report_init = cold && env && !env->init_reported;
-    double init_ms = 0;
-    if (cold && env) {
-        /* env may be gone (freed by its thread) once env_done: read what
-         * we need only while it is certainly alive */
-        (void)0;
-    }
+    /* env may be gone (its thread frees it, unlinked, under mu): read its
+     * pid only while it is still listed */
+    pid_t env_pid = 0;
+    for (fn_env *v = f->envs; env && v; v = v->next)
+        if (v == env && !v->kill_requested)
+            env_pid = v->pid;
     pthread_mutex_unlock(&f->mu);
-    (void)report_init;
-    (void)init_ms;
 
     uint64_t t1 = inv.done_ns ? inv.done_ns : kn_now_ns();
     double dur_ms = (double)(t1 - (inv.delivered_ns ? inv.delivered_ns : t0)) / 1e6;
@@ -1445,7 +1452,7 @@ kn_status kn_fn_invoke(kn_fn *f, const kn_fn_invoke_params *p, kn_fn_result *r, 
                       "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled "
                       "Duration: %.0f ms\tMemory Size: %d MB\tMax Memory Used: %ld MB\t",
                       inv.request_id, inv.request_id, dur_ms, dur_ms < 1 ? 1 : dur_ms + 0.5,
-                      memory_mb, max_rss_mb());
+                      memory_mb, max_rss_mb(env_pid));
     if (cold && inv.delivered) {
         /* Init Duration: from the process start to its first /next */
         double init = (double)(inv.delivered_ns - t0) / 1e6;

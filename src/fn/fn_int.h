@@ -58,7 +58,6 @@ typedef struct fn_env {
     char **envp;             /* NULL-terminated; AWS_LAMBDA_RUNTIME_API filled by the thread */
     fn_env_state state;
     bool kill_requested;
-    bool init_reported;      /* Init Duration went into a REPORT line */
     pid_t pid;
     int port;
     uint64_t spawn_ns, ready_ns, idle_since_ns;

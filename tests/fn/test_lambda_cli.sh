@@ -132,6 +132,7 @@ check "execution role: temporary credentials" grep -q '"akid":"ASIA"' "$tmp/o1"
 check "invoke live: version 1" test "$(field "$tmp/o1.meta" "d['ExecutedVersion']")" = 1
 b64log "$tmp/o1.meta" > "$tmp/o1.log"
 check "tail: START/END/REPORT" bash -c "grep -q '^START RequestId: .* Version: 1' '$tmp/o1.log' && grep -q '^END RequestId' '$tmp/o1.log' && grep -q '^REPORT RequestId: .*Duration: .* ms' '$tmp/o1.log'"
+check "REPORT: memory size and a peak of at least 1 MB" grep -q 'Memory Size: 128 MB.Max Memory Used: [1-9][0-9]* MB' "$tmp/o1.log"
 check "provisioned: no Init Duration" bash -c "! grep -q 'Init Duration' '$tmp/o1.log'"
 invoke "$tmp/o2" '{"log":1}' --function-name dog-fn --log-type Tail
 b64log "$tmp/o2.meta" > "$tmp/o2.log"
