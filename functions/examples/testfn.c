@@ -6,6 +6,7 @@
  *   "big": N        answer N bytes of a JSON string
  *   "fail": 1       return a handler error (Function.Error)
  *   "log": 1        print a line to stderr
+ *   "alloc_mb": N   allocate and touch N MB (Runtime.OutOfMemory when refused)
  * Otherwise it answers {"init": "<AWS_LAMBDA_INITIALIZATION_TYPE>",
  * "pid": P, "version": V, "akid": <first 4 characters of AWS_ACCESS_KEY_ID>,
  * "event": <the event>}. With TESTFN_INIT_FAIL
@@ -40,6 +41,15 @@ static int handler(const char *event, size_t len, kn_context *ctx, kn_buf *out)
     if ((v = member(event, "sleep_ms")) > 0) {
         struct timespec ts = {.tv_sec = v / 1000, .tv_nsec = (v % 1000) * 1000000};
         nanosleep(&ts, NULL);
+    }
+    if ((v = member(event, "alloc_mb")) > 0) {
+        char *p = malloc((size_t)v << 20);
+        if (!p) {
+            ctx->error_type = "Runtime.OutOfMemory";
+            return kn_runtime_appendf(out, "cannot allocate %ld MB", v) ? -1 : 1;
+        }
+        memset(p, 1, (size_t)v << 20);
+        free(p);
     }
     if (member(event, "crash") > 0) {
         fprintf(stderr, "testfn: crashing as asked\n");

@@ -161,6 +161,13 @@ invoke "$tmp/f" '{"fail":1}' --function-name dog-fn
 check "handler error: Unhandled" test "$(field "$tmp/f.meta" "d.get('FunctionError')")" = Unhandled
 check "handler error: its document" grep -q '"errorMessage":"failed as asked"' "$tmp/f"
 ok_after "handler error"
+if [ "${KN_SANITIZE:-0}" != 1 ]; then # AddressSanitizer's shadow memory rules the limit out
+  invoke "$tmp/m" '{"alloc_mb":400}' --function-name dog-fn
+  check "MemorySize enforced: Runtime.OutOfMemory" grep -q '"errorType":"Runtime.OutOfMemory"' "$tmp/m"
+  invoke "$tmp/m2" '{"alloc_mb":32}' --function-name dog-fn
+  check "within MemorySize" grep -q '"event":{"alloc_mb":32}' "$tmp/m2"
+  ok_after "memory limit"
+fi
 invoke "$tmp/j" '{not json' --function-name dog-fn
 check "bad JSON: InvalidRequestContentException" grep -q InvalidRequestContentException "$tmp/j.err"
 ok_after "bad JSON"
