@@ -290,6 +290,16 @@ async function noHorizontalOverflow(page) {
     await p2.waitForSelector('#chart-instances .uplot');
     check('the endpoint page fits a phone-sized viewport', await noHorizontalOverflow(p2));
     await shot(p2, 'endpoint-phone');
+    const more = [['iam', '#users table']];
+    if (process.env.KN_TUNING) more.push(['tuning/' + process.env.KN_TUNING, 'table.trials']);
+    if (process.env.KN_FUNCTION) more.push(['function/' + process.env.KN_FUNCTION, '#function-config table']);
+    for (const [route, sel] of more) {
+      await p2.goto(URL_ + '/console/#/' + route);
+      await p2.waitForSelector(sel, { timeout: 20000 }).catch(() => {});
+      await sleep(500);
+      check('the ' + route.split('/')[0] + ' page fits a phone-sized viewport', await noHorizontalOverflow(p2));
+      await shot(p2, route.split('/')[0] + '-phone');
+    }
     await phone.close();
 
     // 8. the server stops answering: a banner, and the page keeps its data
