@@ -10,9 +10,9 @@ reader, as torch Conv2d/ReLU6 layers with TensorFlow's SAME padding; the
 head is kennel's default, one Linear(256, classes)), Adam on the head, mean
 cross-entropy, `epochs` passes over a DataLoader of the training images
 (decoded and resized each epoch: hpo.py has no feature cache), then the test
-loss, printed as "Testing Loss: X". Data: the class folders of DATA with a
-seeded stratified 7/3 split (kennel's split differs in which images, not
-in how many).
+loss, printed as "Testing Loss: X". Data: DATA/train and DATA/test when
+DATA is split already (tune_bench.sh writes one split that both engines
+use), else the class folders of DATA with a seeded stratified 7/3 split.
 
   /usr/bin/python3 bench/tune_torch.py DATA MODEL.tflite TRIALS.json EPOCHS
 TRIALS.json: [{"learning_rate": "0.01", "batch_size": "32"}, ...]
@@ -97,6 +97,11 @@ class Images(torch.utils.data.Dataset):
 
 
 def split(root, seed=0):
+    if os.path.isdir(os.path.join(root, "train")):  # split already (tune_bench.sh does)
+        classes = sorted(os.listdir(os.path.join(root, "train")))
+        part = lambda s: [(os.path.join(root, s, c, f), ci) for ci, c in enumerate(classes)
+                          for f in sorted(os.listdir(os.path.join(root, s, c)))]
+        return classes, part("train"), part("test")
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     rng = random.Random(seed)
     train, test = [], []
