@@ -51,6 +51,12 @@ common_checks() { # common_checks LABEL OUTPUT
   check "$l: done" has "$o" '^kennel demo done in [0-9.]+ s$'
 }
 
+# Training jobs run under RLIMIT_DATA (src/jobs/training.c), where ASan
+# cannot reserve its shadow memory: in a sanitizer build every trial would
+# die at start, so the end-to-end runs are the optimised build's.
+if [ "${KN_SANITIZE:-0}" = 1 ]; then
+  echo "SKIP part: the end-to-end runs (training jobs cannot start under ASan's shadow memory with RLIMIT_DATA)"
+else
 # --- as on a bare clone, with --download and no network
 fn=$(dirname "$kennel")/functions/dog-breed/bootstrap
 mkdir -p "$tmp/bare/a/b/bin" "$tmp/t1"
@@ -86,6 +92,8 @@ else
   echo "SKIP part: ../shared/data/pets-cats or the MobileNet backbone is absent"
 fi
 
+fi
+
 # --- first-run mistakes
 /usr/bin/python3 -c "
 import socket, sys, time
@@ -100,7 +108,7 @@ kill "$holder" 2> /dev/null
 wait "$holder" 2> /dev/null
 
 mkdir -p "$tmp/one/Beagle"
-cp "$tmp/bare.out" "$tmp/one/Beagle/x.jpg"
+printf 'not really a photo' > "$tmp/one/Beagle/x.jpg"
 "$kennel" demo --data "$tmp/one" > "$tmp/one.out" 2>&1
 check "one class: exit 2" test $? -eq 2
 check "one class: says what to do" has "$tmp/one.out" "has 1 class \(Beagle\): a classifier needs at least two; give it one directory of images per class"
@@ -116,7 +124,12 @@ if [ "$(id -u)" != 0 ]; then
   check "--keep owned by root: exit 2" test $? -eq 2
   check "--keep owned by root: says whose" has "$tmp/root.out" "is owned by uid 0, not you"
 else
-  echo "SKIP part: running as root, directory permissions do not apply"
+  # as root, permissions do not stop writes: check the owner instead
+  mkdir -p "$tmp/theirs"
+  chown 65534 "$tmp/theirs"
+  "$kennel" demo --keep "$tmp/theirs" > "$tmp/root.out" 2>&1
+  check "--keep owned by another user: exit 2" test $? -eq 2
+  check "--keep owned by another user: says whose" has "$tmp/root.out" "is owned by uid 65534, not you \(uid 0\): give a directory of your own"
 fi
 
 if [ "$fail" -ne 0 ]; then

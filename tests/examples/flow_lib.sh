@@ -13,6 +13,10 @@ if [ ! -d "$data" ] || [ ! -f "$backbone" ] || [ ! -f "$photo" ]; then
   echo "skip: ../shared/data (pets-cats, the MobileNet backbone, images) is absent"
   exit 77
 fi
+if [ "${KN_SANITIZE:-0}" = 1 ]; then
+  echo "skip: training jobs run under RLIMIT_DATA, where ASan cannot reserve its shadow memory"
+  exit 77
+fi
 /usr/bin/python3 -c "import boto3" 2> /dev/null || {
   echo "skip: /usr/bin/python3 has no boto3 (python3-boto3)"
   exit 77
