@@ -17,7 +17,9 @@
 #endif
 
 static int g_rank, g_size = 1;
+#ifdef KN_HAVE_MPI
 static bool g_started;
+#endif
 
 bool kn_train_mpi_built(void)
 {
