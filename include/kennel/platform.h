@@ -733,7 +733,11 @@ typedef struct kn_audit_rec {
     const char *request_id;
     const char *error_code; /* "" on success */
 } kn_audit_rec;
+/* Queues the row; a writer thread commits queued rows in batches a few
+ * milliseconds apart (kn_iam_close writes all that are queued). */
 KN_API kn_status kn_iam_audit_add(kn_iam *iam, const kn_audit_rec *r, kn_err *e);
+/* Returns once every row added before the call is committed. */
+KN_API void kn_iam_audit_flush(kn_iam *iam);
 
 typedef struct kn_audit_query {
     double since;           /* 0 = all */

@@ -189,6 +189,7 @@ kn_status kn_api__audit_events(kn_api_call *c)
                          .action = action[0] ? action : NULL,
                          .limit = decision[0] ? 20000 : (int)limit};
     audit_ctx a = {.items = json_array(), .decision = decision};
+    kn_iam_audit_flush(c->api->iam); /* rows still queued for the writer */
     kn_status s = kn_audit_read(kn_platform_data_dir(c->api->platform), &aq, audit_row, &a,
                                 &c->err);
     if (s) {

@@ -2,7 +2,8 @@
  * audit_log table) and execution-role credentials for services.
  *
  * Rows are written through the IAM connection (synchronous=NORMAL: no
- * fsync per call, a commit still survives a crash of the process).
+ * fsync per call, a commit still survives a crash of the process) by a
+ * writer thread, in batches (see "the audit writer" below).
  * kn_audit_read opens its own read-only connection, so `kennel audit` works
  * while the daemon runs. Thread-safe.
  */
@@ -14,29 +15,187 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* ---- the audit writer ---------------------------------------------------
+ *
+ * kn_iam_audit_add copies the row into a queue and returns; a writer thread
+ * commits the queue as one transaction (a cached INSERT per row) once rows
+ * have waited AUDIT_BATCH_MS, AUDIT_BATCH_ROWS are queued, or someone asked
+ * for a flush. One commit per batch instead of one per API call is what
+ * keeps the audit log off the request path. Readers in this process flush
+ * first (kn_iam_audit_flush; GET /kennel/audit does), other processes
+ * (`kennel audit`) see a row at most a few milliseconds after its call, and
+ * kn_iam_close writes every queued row before it returns. Crash window: rows
+ * of the calls answered in the last AUDIT_BATCH_MS (plus one commit) before
+ * the process is killed (SIGKILL, a crash) are lost; a clean stop loses
+ * none. If the writer falls AUDIT_MAX_QUEUED rows behind (the database
+ * locked by another writer), callers wait rather than drop rows. */
+
+enum { AUDIT_BATCH_MS = 4, AUDIT_BATCH_ROWS = 512, AUDIT_MAX_QUEUED = 65536 };
+
+static void audit_write(kn_iam *iam, kn_iam__audit_row *rows, size_t n)
+{
+    static const char *ins = "INSERT INTO audit_log (time, principal, action, resource, "
+                             "source, decision, statement, request_id, error_code) VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    pthread_mutex_lock(&iam->mu);
+    int rc = SQLITE_OK;
+    const char *what = "prepare";
+    if (!iam->audit_insert)
+        rc = sqlite3_prepare_v3(iam->db, ins, -1, SQLITE_PREPARE_PERSISTENT, &iam->audit_insert,
+                                NULL);
+    if (rc == SQLITE_OK) {
+        what = "begin";
+        rc = sqlite3_exec(iam->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_stmt *st = iam->audit_insert;
+        what = "insert";
+        for (kn_iam__audit_row *r = rows; r && rc == SQLITE_OK; r = r->next) {
+            sqlite3_bind_double(st, 1, r->time);
+            for (int i = 0; i < 8; i++)
+                sqlite3_bind_text(st, i + 2, r->v[i], -1, SQLITE_STATIC);
+            rc = sqlite3_step(st);
+            sqlite3_reset(st);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        sqlite3_clear_bindings(st);
+        if (rc == SQLITE_OK) {
+            what = "commit";
+            rc = sqlite3_exec(iam->db, "COMMIT", NULL, NULL, NULL);
+        }
+        if (rc != SQLITE_OK && !sqlite3_get_autocommit(iam->db))
+            sqlite3_exec(iam->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK)
+        kn_log(KN_LOG_WARN, "audit log: %zu rows lost (%s: %s)", n, what, sqlite3_errmsg(iam->db));
+    pthread_mutex_unlock(&iam->mu);
+}
+
+static void free_rows(kn_iam__audit_row *r)
+{
+    while (r) {
+        kn_iam__audit_row *next = r->next;
+        free(r);
+        r = next;
+    }
+}
+
+static void *audit_writer(void *arg)
+{
+    kn_iam *iam = arg;
+    pthread_mutex_lock(&iam->audit_mu);
+    for (;;) {
+        while (!iam->audit_head && !iam->audit_stop)
+            pthread_cond_wait(&iam->audit_cv, &iam->audit_mu);
+        if (!iam->audit_head)
+            break; /* stopping, nothing left */
+        /* let a batch gather */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += AUDIT_BATCH_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!iam->audit_flush && !iam->audit_stop && iam->audit_queued < AUDIT_BATCH_ROWS)
+            if (pthread_cond_timedwait(&iam->audit_cv, &iam->audit_mu, &until))
+                break;
+        kn_iam__audit_row *rows = iam->audit_head;
+        size_t n = iam->audit_queued;
+        iam->audit_head = NULL;
+        iam->audit_tail = &iam->audit_head;
+        iam->audit_queued = 0;
+        iam->audit_flush = false;
+        pthread_cond_broadcast(&iam->audit_done_cv); /* room in the queue */
+        pthread_mutex_unlock(&iam->audit_mu);
+        audit_write(iam, rows, n);
+        free_rows(rows);
+        pthread_mutex_lock(&iam->audit_mu);
+        iam->audit_written += n;
+        pthread_cond_broadcast(&iam->audit_done_cv);
+    }
+    pthread_mutex_unlock(&iam->audit_mu);
+    return NULL;
+}
+
+kn_status kn_iam__audit_start(kn_iam *iam, kn_err *e)
+{
+    int rc = pthread_create(&iam->audit_thread, NULL, audit_writer, iam);
+    if (rc)
+        return kn_err_set(e, KN_IO, "audit log: cannot start its writer thread (%s)",
+                          strerror(rc));
+    iam->audit_running = true;
+    return KN_OK;
+}
+
+void kn_iam__audit_stop(kn_iam *iam)
+{
+    if (iam->audit_running) {
+        pthread_mutex_lock(&iam->audit_mu);
+        iam->audit_stop = true;
+        pthread_cond_signal(&iam->audit_cv);
+        pthread_mutex_unlock(&iam->audit_mu);
+        pthread_join(iam->audit_thread, NULL);
+        iam->audit_running = false;
+    }
+    sqlite3_finalize(iam->audit_insert);
+    iam->audit_insert = NULL;
+}
 
 kn_status kn_iam_audit_add(kn_iam *iam, const kn_audit_rec *r, kn_err *e)
 {
-    pthread_mutex_lock(&iam->mu);
-    sqlite3_stmt *st;
-    kn_status s = kn_iam__prepare(iam,
-                                  "INSERT INTO audit_log (time, principal, action, resource, "
-                                  "source, decision, statement, request_id, error_code) VALUES "
-                                  "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                  &st, e);
-    if (!s) {
-        const char *v[] = {r->principal, r->action,    r->resource,   r->source,
-                           r->decision,  r->statement, r->request_id, r->error_code};
-        sqlite3_bind_double(st, 1, r->time);
-        for (int i = 0; i < 8; i++)
-            sqlite3_bind_text(st, i + 2, v[i] ? v[i] : "", -1, SQLITE_TRANSIENT);
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-            s = kn_iam__sqlite_err(iam, rc, "audit", e);
+    const char *v[8] = {r->principal, r->action,    r->resource,   r->source,
+                        r->decision,  r->statement, r->request_id, r->error_code};
+    size_t len[8], total = 0;
+    for (int i = 0; i < 8; i++) {
+        len[i] = v[i] ? strlen(v[i]) : 0;
+        total += len[i] + 1;
     }
-    pthread_mutex_unlock(&iam->mu);
-    return s;
+    kn_iam__audit_row *row = malloc(sizeof *row + total);
+    if (!row)
+        return kn_err_set(e, KN_NOMEM, "audit log: out of memory");
+    row->next = NULL;
+    row->time = r->time;
+    char *p = (char *)(row + 1);
+    for (int i = 0; i < 8; i++) {
+        if (len[i])
+            memcpy(p, v[i], len[i]);
+        p[len[i]] = 0;
+        row->v[i] = p;
+        p += len[i] + 1;
+    }
+    pthread_mutex_lock(&iam->audit_mu);
+    if (!iam->audit_running || iam->audit_stop) { /* no writer (closing): write it now */
+        pthread_mutex_unlock(&iam->audit_mu);
+        audit_write(iam, row, 1);
+        free(row);
+        return KN_OK;
+    }
+    while (iam->audit_queued >= AUDIT_MAX_QUEUED && !iam->audit_stop)
+        pthread_cond_wait(&iam->audit_done_cv, &iam->audit_mu);
+    *iam->audit_tail = row;
+    iam->audit_tail = &row->next;
+    iam->audit_added++;
+    if (++iam->audit_queued == 1 || iam->audit_queued >= AUDIT_BATCH_ROWS)
+        pthread_cond_signal(&iam->audit_cv);
+    pthread_mutex_unlock(&iam->audit_mu);
+    return KN_OK;
+}
+
+void kn_iam_audit_flush(kn_iam *iam)
+{
+    if (!iam)
+        return;
+    pthread_mutex_lock(&iam->audit_mu);
+    uint64_t target = iam->audit_added;
+    while (iam->audit_running && iam->audit_written < target) {
+        iam->audit_flush = true;
+        pthread_cond_signal(&iam->audit_cv);
+        pthread_cond_wait(&iam->audit_done_cv, &iam->audit_mu);
+    }
+    pthread_mutex_unlock(&iam->audit_mu);
 }
 
 kn_status kn_audit_read(const char *data_dir, const kn_audit_query *q, kn_audit_fn fn, void *ctx,

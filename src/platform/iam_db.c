@@ -302,6 +302,10 @@ kn_status kn_iam_open(kn_platform *p, kn_iam **out, kn_err *e)
     if (!iam)
         return kn_err_set(e, KN_NOMEM, "out of memory");
     pthread_mutex_init(&iam->mu, NULL);
+    pthread_mutex_init(&iam->audit_mu, NULL);
+    pthread_cond_init(&iam->audit_cv, NULL);
+    pthread_cond_init(&iam->audit_done_cv, NULL);
+    iam->audit_tail = &iam->audit_head;
     kn_registry *reg = kn_platform_registry(p);
     snprintf(iam->account, sizeof iam->account, "%s", kn_registry_account(reg));
     snprintf(iam->region, sizeof iam->region, "%s", kn_registry_region(reg));
@@ -352,7 +356,7 @@ kn_status kn_iam_open(kn_platform *p, kn_iam **out, kn_err *e)
         exec(iam, "ROLLBACK", "rollback", NULL);
         goto fail;
     }
-    if ((s = exec(iam, "COMMIT", "commit", e)))
+    if ((s = exec(iam, "COMMIT", "commit", e)) || (s = kn_iam__audit_start(iam, e)))
         goto fail;
     *out = iam;
     return KN_OK;
@@ -365,9 +369,13 @@ void kn_iam_close(kn_iam *iam)
 {
     if (!iam)
         return;
+    kn_iam__audit_stop(iam);
     sqlite3_close_v2(iam->db);
     OPENSSL_cleanse(iam->key, sizeof iam->key);
     pthread_mutex_destroy(&iam->mu);
+    pthread_mutex_destroy(&iam->audit_mu);
+    pthread_cond_destroy(&iam->audit_cv);
+    pthread_cond_destroy(&iam->audit_done_cv);
     free(iam);
 }
 

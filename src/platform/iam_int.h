@@ -8,7 +8,15 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+/* One queued audit row: the record's strings packed after the node. */
+typedef struct kn_iam__audit_row {
+    struct kn_iam__audit_row *next;
+    double time;
+    const char *v[8];
+} kn_iam__audit_row;
 
 struct kn_iam {
     sqlite3 *db;              /* own connection to kennel.db, synchronous=NORMAL */
@@ -18,7 +26,22 @@ struct kn_iam {
     char account[16];
     char region[64];
     char data_dir[PATH_MAX];
+    /* the audit writer (audit_db.c): rows queue here and a thread commits
+     * them in batches; audit_mu guards the fields below */
+    pthread_mutex_t audit_mu;
+    pthread_cond_t audit_cv;      /* writer wakes: rows queued, flush, stop */
+    pthread_cond_t audit_done_cv; /* flushers wake: a batch was committed */
+    kn_iam__audit_row *audit_head, **audit_tail;
+    size_t audit_queued;
+    uint64_t audit_added, audit_written; /* rows enqueued / committed (or dropped) */
+    bool audit_flush, audit_stop, audit_running;
+    pthread_t audit_thread;
+    sqlite3_stmt *audit_insert; /* cached; used under mu */
 };
+
+/* Starts / stops (after writing every queued row) the audit writer. */
+kn_status kn_iam__audit_start(kn_iam *iam, kn_err *e);
+void kn_iam__audit_stop(kn_iam *iam);
 
 double kn_iam__now(void);
 kn_status kn_iam__sqlite_err(kn_iam *iam, int rc, const char *what, kn_err *e);

@@ -20,6 +20,13 @@
 
 static char tmpdir[256];
 
+static char last_rid[64];
+static kn_status last_row(const kn_audit_rec *r, void *ctx)
+{
+    snprintf(ctx, sizeof last_rid, "%s", r->request_id);
+    return KN_OK;
+}
+
 static kn_status count_row(const kn_audit_rec *r, void *ctx)
 {
     (void)r;
@@ -134,6 +141,7 @@ static void test_iam(void)
     KN_CHECK_INT(kn_iam_audit_add(iam, &r, &e), KN_OK);
     int rows = 0;
     kn_audit_query q = {.action = "SAGEMAKER:invokeendpoint"};
+    kn_iam_audit_flush(iam); /* rows are written in batches by a thread */
     KN_CHECK_INT(kn_audit_read(dir, &q, count_row, &rows, &e), KN_OK);
     KN_CHECK_INT(rows, 1);
     rows = 0;
@@ -144,8 +152,24 @@ static void test_iam(void)
     q = (kn_audit_query){.since = before + 10};
     KN_CHECK_INT(kn_audit_read(dir, &q, count_row, &rows, &e), KN_OK);
     KN_CHECK_INT(rows, 0);
+    /* rows still queued when the IAM store closes are written, in order */
+    for (int i = 0; i < 1500; i++) {
+        char rid[32];
+        snprintf(rid, sizeof rid, "bulk-%d", i);
+        r.request_id = rid;
+        r.principal = "arn:aws:iam::000000000000:user/bulk";
+        KN_CHECK_INT(kn_iam_audit_add(iam, &r, &e), KN_OK);
+    }
     kn_iam_close(iam);
     iam = NULL;
+    rows = 0;
+    q = (kn_audit_query){.principal = "user/bulk", .limit = 5000};
+    KN_CHECK_INT(kn_audit_read(dir, &q, count_row, &rows, &e), KN_OK);
+    KN_CHECK_INT(rows, 1500);
+    last_rid[0] = 0;
+    q = (kn_audit_query){.principal = "user/bulk", .limit = 1};
+    KN_CHECK_INT(kn_audit_read(dir, &q, last_row, last_rid, &e), KN_OK);
+    KN_CHECK_STR(last_rid, "bulk-1499");
 
     /* no secret in clear anywhere in the database files */
     char db[400];
