@@ -13,6 +13,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -684,28 +687,96 @@ kn_status kn_auth_canonical(const kn_auth_request *r, const kn_auth_sig *s, kn_b
     return rc;
 }
 
-static void signature(const kn_auth_sig *s, const char *secret, const kn_buf *sts, char out[65])
+/* The signing key HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region),
+ * service), "aws4_request") changes once a day per (secret, region,
+ * service): derived keys are kept in a small direct-mapped cache so that a
+ * request costs one HMAC (over the string to sign) instead of five. An entry
+ * matches only on the whole secret, date, region and service; it holds
+ * nothing the identity cache of the caller does not already hold. */
+enum { KEY_CACHE_SLOTS = 64, KEY_CACHE_SECRET_MAX = 128 };
+typedef struct key_slot {
+    bool used;
+    char secret[KEY_CACHE_SECRET_MAX];
+    char date[9];
+    char region[33];
+    char service[65];
+    uint8_t key[32];
+} key_slot;
+static key_slot key_cache[KEY_CACHE_SLOTS];
+static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned key_hash(const char *secret, const kn_auth_sig *s)
+{
+    uint32_t h = 2166136261u;
+    const char *parts[4] = {secret, s->scope_date, s->region, s->service};
+    for (int i = 0; i < 4; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+            h = (h ^ *p) * 16777619u;
+        h = (h ^ 0xff) * 16777619u;
+    }
+    return h % KEY_CACHE_SLOTS;
+}
+
+static bool key_slot_matches(const key_slot *k, const char *secret, const kn_auth_sig *s)
+{
+    return k->used && !strcmp(k->secret, secret) && !strcmp(k->date, s->scope_date) &&
+           !strcmp(k->region, s->region) && !strcmp(k->service, s->service);
+}
+
+static bool signing_key(const kn_auth_sig *s, const char *secret, uint8_t key[32])
 {
     size_t sl = strlen(secret);
+    bool cacheable = sl < KEY_CACHE_SECRET_MAX;
+    unsigned slot = cacheable ? key_hash(secret, s) : 0;
+    if (cacheable) {
+        pthread_mutex_lock(&key_cache_mu);
+        bool hit = key_slot_matches(&key_cache[slot], secret, s);
+        if (hit)
+            memcpy(key, key_cache[slot].key, 32);
+        pthread_mutex_unlock(&key_cache_mu);
+        if (hit)
+            return true;
+    }
     char stack[256];
     char *k = sl + 5 <= sizeof stack ? stack : malloc(sl + 5);
-    uint8_t a[32], b[32];
-    if (!k) {
-        out[0] = 0;
-        return;
-    }
+    uint8_t a[32];
+    if (!k)
+        return false;
     memcpy(k, "AWS4", 4);
     memcpy(k + 4, secret, sl + 1);
     hmac(k, sl + 4, s->scope_date, strlen(s->scope_date), a);
-    hmac(a, 32, s->region, strlen(s->region), b);
-    hmac(b, 32, s->service, strlen(s->service), a);
-    hmac(a, 32, "aws4_request", 12, b);
-    hmac(b, 32, sts->data, sts->len, a);
-    kn_hex(a, 32, out);
+    hmac(a, 32, s->region, strlen(s->region), key);
+    hmac(key, 32, s->service, strlen(s->service), a);
+    hmac(a, 32, "aws4_request", 12, key);
     OPENSSL_cleanse(k, sl + 4);
-    OPENSSL_cleanse(b, sizeof b);
+    OPENSSL_cleanse(a, sizeof a);
     if (k != stack)
         free(k);
+    if (cacheable) {
+        pthread_mutex_lock(&key_cache_mu);
+        key_slot *ks = &key_cache[slot];
+        OPENSSL_cleanse(ks, sizeof *ks);
+        ks->used = true;
+        memcpy(ks->secret, secret, sl + 1);
+        snprintf(ks->date, sizeof ks->date, "%s", s->scope_date);
+        snprintf(ks->region, sizeof ks->region, "%s", s->region);
+        snprintf(ks->service, sizeof ks->service, "%s", s->service);
+        memcpy(ks->key, key, 32);
+        pthread_mutex_unlock(&key_cache_mu);
+    }
+    return true;
+}
+
+static void signature(const kn_auth_sig *s, const char *secret, const kn_buf *sts, char out[65])
+{
+    uint8_t key[32], a[32];
+    if (!signing_key(s, secret, key)) {
+        out[0] = 0;
+        return;
+    }
+    hmac(key, 32, sts->data, sts->len, a);
+    kn_hex(a, 32, out);
+    OPENSSL_cleanse(key, sizeof key);
 }
 
 kn_status kn_auth_verify(const kn_auth_request *r, const kn_auth_sig *s, const char *secret,

@@ -251,6 +251,13 @@ check(tool(dict(plus, query="k=a+b"))["fail"] == "mismatch", "'+' for %20 -> mis
 base = boto_request("POST", "http://127.0.0.1:8080/2015-03-31/functions/f/invocations?Qualifier=live",
                     {"X-Amz-Log-Type": "Tail"}, b'{"k":1}', "lambda")
 check(tool(base)["fail"] == "ok", "base request verifies")
+# the derived signing key is cached per (secret, date, region, service):
+# a cached key must never verify a request for another secret
+# (300 other secrets: more than the cache has slots, so some share SK's)
+others = [SK + "x", "", SK[:-1], "x" * 300] + ["other-%d" % i for i in range(300)]
+r = tool(dict(base, secret=SK, then_secrets=[SK] + others + [SK]))
+check(r["fail"] == "ok" and r.get("then_fail") == ["ok"] + ["mismatch"] * len(others) + ["ok"],
+      "verifying again in one process with other secrets: %r" % r.get("then_fail"))
 
 
 def with_header(req, name, value):

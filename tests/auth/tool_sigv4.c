@@ -5,9 +5,10 @@
  * stdin: {"op": "verify" | "sign", "method", "path" (raw), "query" (raw),
  *         "headers": [[name, value], ...], "body_hex", "secret", "now",
  *         "access_key", "region", "service"}             (sign: the last three)
+ *         "then_secrets": [...] (verify: again with each, in one process)
  * stdout: {"fail": "ok" | "missing" | ..., "code_query", "code_json",
  *          "http_query", "http_json", "message", "canonical", "string_to_sign",
- *          "access_key", "service", "authorization" (sign)} */
+ *          "access_key", "service", "authorization" (sign), "then_fail"} */
 #include "kennel/auth.h"
 
 #include <jansson.h>
@@ -91,6 +92,22 @@ int main(void)
             json_object_set_new(out, "presigned", json_boolean(s.presigned));
             rc = kn_auth_verify(&r, &s, secret ? secret : "",
                                 json_number_value(json_object_get(in, "now")), &f, &e);
+        }
+        /* "then_secrets": the same request verified again in this process
+         * with each of these secrets (the derived signing keys are cached) */
+        json_t *then = json_object_get(in, "then_secrets");
+        if (!kn_auth_parse(&r, &s, &(kn_auth_fail){0}, &(kn_err){0}) && json_is_array(then)) {
+            json_t *fails = json_array();
+            size_t i;
+            json_t *v;
+            json_array_foreach(then, i, v) {
+                kn_auth_fail tf;
+                kn_auth_verify(&r, &s, json_string_value(v) ? json_string_value(v) : "",
+                               json_number_value(json_object_get(in, "now")), &tf,
+                               &(kn_err){0});
+                json_array_append_new(fails, json_string(fail_name(tf)));
+            }
+            json_object_set_new(out, "then_fail", fails);
         }
         json_object_set_new(out, "fail", json_string(fail_name(f)));
         json_object_set_new(out, "code_query", json_string(kn_auth_fail_code(f, KN_AUTH_PROTO_QUERY)));
