@@ -50,6 +50,9 @@ static void usage(FILE *f)
             "                        one (default 5000, 0 = never)\n"
             "  --insecure-no-auth    accept every request unsigned and unchecked (local\n"
             "                        experiments only; prints a warning)\n"
+            "  --function-idle-ms N  stop a function's idle on-demand environment after N ms\n"
+            "                        (default 600000)\n"
+            "  --account-concurrency N  functions' account concurrency limit (default 1000)\n"
             "  --verbose             log every request\n"
             "\n"
             "Every API request must be signed (SigV4) with a key of the daemon's IAM and be\n"
@@ -112,6 +115,8 @@ int kn_cli_server(int argc, char **argv)
         {"health-interval-ms", required_argument, NULL, O_HEALTH},
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"insecure-no-auth", no_argument, NULL, O_NO_AUTH},
+        {"function-idle-ms", required_argument, NULL, O_FN_IDLE},
+        {"account-concurrency", required_argument, NULL, O_FN_LIMIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

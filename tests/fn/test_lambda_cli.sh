@@ -60,7 +60,7 @@ mkdir -p "$tmp/nobs" && echo hi > "$tmp/nobs/readme.txt"
 mkdir -p "$tmp/noexec" && printf '#!/bin/sh\necho hi\n' > "$tmp/noexec/bootstrap" && chmod 644 "$tmp/noexec/bootstrap"
 "$kennel" function package "$tmp/noexec" --out "$tmp/noexec.zip" > /dev/null 2>&1
 
-"$kennel" server --data-dir "$tmp/data" --port 0 --ready-file "$tmp/ready" \
+"$kennel" server --data-dir "$tmp/data" --port 0 --ready-file "$tmp/ready" --function-idle-ms 1500 \
   > "$tmp/server.out" 2>> "$tmp/server.err" &
 server_pid=$!
 for _ in $(seq 1 200); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
@@ -192,6 +192,16 @@ for kind in nobs noexec; do
   check "$kind: Unhandled" test "$(field "$tmp/out-$kind.meta" "d.get('FunctionError')")" = Unhandled
 done
 grep -q "Couldn't find valid bootstrap" "$tmp/out-nobs"; check "missing bootstrap message" test $? = 0
+"${L[@]}" update-function-code --function-name fn-nobs --zip-file "fileb://$tmp/fn.zip" > "$tmp/uc.json"
+check "update-function-code: new CodeSha256" test "$(field "$tmp/uc.json" "d['CodeSha256']")" = "$(field "$tmp/c.json" "d['CodeSha256']")"
+invoke "$tmp/uc" '{"n":3}' --function-name fn-nobs
+check "update-function-code: the new code runs" grep -q '"event":{"n":3}' "$tmp/uc"
+# idle environments are reaped (--function-idle-ms 1500): the next invoke is cold
+invoke "$tmp/r1" '{}' --function-name fn-nobs
+sleep 2.5
+invoke "$tmp/r2" '{}' --function-name fn-nobs --log-type Tail
+check "idle environment reaped" test "$(field "$tmp/r1" "d['pid']")" != "$(field "$tmp/r2" "d['pid']")"
+b64log "$tmp/r2.meta" | grep -q "Init Duration"; check "after reaping: Init Duration" test $? = 0
 grep -q "permission denied" "$tmp/out-noexec"; check "not executable message" test $? = 0
 # a function that reports /init/error
 "${L[@]}" create-function --function-name fn-init --runtime provided.al2023 --role "$role" \
@@ -224,6 +234,16 @@ check "account settings" test "$(field "$tmp/as.json" "(d['AccountLimit']['Concu
 check "kennel function invoke" grep -q '"event":{"cli":1}' "$tmp/kc"
 curl -s "http://127.0.0.1:$port/metrics" > "$tmp/metrics"
 check "/metrics: function invocations" grep -q 'kennel_function_invocations_total{function="dog-fn"}' "$tmp/metrics"
+"${L[@]}" get-alias --function-name dog-fn --name live > "$tmp/ga.json"
+check "get-alias" test "$(field "$tmp/ga.json" "d['FunctionVersion']")" = 1
+"${L[@]}" update-alias --function-name dog-fn --name live --description "the one in front" > "$tmp/ua.json"
+check "update-alias" test "$(field "$tmp/ua.json" "d['Description']")" = "the one in front"
+"${L[@]}" list-aliases --function-name dog-fn > "$tmp/la.json"
+check "list-aliases" test "$(field "$tmp/la.json" "[a['Name'] for a in d['Aliases']]")" = "['live']"
+"${L[@]}" list-versions-by-function --function-name dog-fn > "$tmp/lv.json"
+check "list-versions" test "$(field "$tmp/lv.json" "[v['Version'] for v in d['Versions']]")" = "['\$LATEST', '1']"
+"$kennel" function concurrency fn-nobs 3 --endpoint-url "http://127.0.0.1:$port" > "$tmp/kcc" 2>&1
+check "kennel function concurrency" grep -q '"ReservedConcurrentExecutions":3' "$tmp/kcc"
 "${L[@]}" delete-provisioned-concurrency-config --function-name dog-fn --qualifier live
 "${L[@]}" get-provisioned-concurrency-config --function-name dog-fn --qualifier live > /dev/null 2> "$tmp/e"
 check "provisioned deleted" grep -q ProvisionedConcurrencyConfigNotFoundException "$tmp/e"
