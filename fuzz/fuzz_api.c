@@ -12,14 +12,13 @@
  * NUL-terminated, in-bounds fields or leaves a message; every response has a
  * status in 200..599 and, for JSON protocols, a body that parses as a JSON
  * object with "__type" on errors. */
+#include "fuzz_common.h"
 #include "api/api_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The platform outlives every input (opening SQLite per input would be all
  * the fuzzer measures); the fuzzer and the replay runner are single-threaded. */
@@ -30,27 +29,17 @@ static char root[512];
 static void cleanup(void)
 {
     kn_api_free(api);
-    kn_platform_close(plat);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", root);
+    kn_fuzz_platform_close(plat, root);
 }
 
 static bool setup(void)
 {
     if (api)
         return true;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(root, sizeof root, "%s/kn_fuzz_api_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(root))
+    if (!kn_fuzz_platform_open("api", root, sizeof root, &plat))
         return false;
-    kn_log_set_level(KN_LOG_ERROR);
-    kn_platform_params pp = kn_platform_default_params();
-    pp.data_dir = root;
-    pp.manual_clock = true;
     kn_err e;
-    if (kn_platform_open(&pp, &plat, &e) || kn_api_new(plat, NULL, &api, &e))
+    if (kn_api_new(plat, NULL, &api, &e))
         return false;
     atexit(cleanup);
     return true;

@@ -7,6 +7,7 @@
  * Input: line 1 = the operation name, the rest = the JSON body.
  * Invariants (abort on violation): success comes with a JSON object answer;
  * failure with a status and a non-empty message; never a crash. */
+#include "fuzz_common.h"
 #include "kennel/jobs.h"
 
 #include <jansson.h>
@@ -15,8 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static kn_platform *plat;
 static kn_jobs *jobs;
 static char root[512];
@@ -24,30 +23,20 @@ static char root[512];
 static void cleanup(void)
 {
     kn_jobs_stop(jobs);
-    kn_platform_close(plat);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", root);
+    kn_fuzz_platform_close(plat, root);
 }
 
 static bool setup(void)
 {
     if (jobs)
         return true;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(root, sizeof root, "%s/kn_fuzz_jobs_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(root))
+    if (!kn_fuzz_platform_open("jobs", root, sizeof root, &plat))
         return false;
-    kn_log_set_level(KN_LOG_ERROR);
-    kn_platform_params pp = kn_platform_default_params();
-    pp.data_dir = root;
-    pp.manual_clock = true;
     kn_jobs_params jp = kn_jobs_default_params();
     jp.bin = "/bin/false";
     jp.paused = true;
     kn_err e;
-    if (kn_platform_open(&pp, &plat, &e) || kn_jobs_start(plat, &jp, &jobs, &e))
+    if (kn_jobs_start(plat, &jp, &jobs, &e))
         return false;
     atexit(cleanup);
     return true;

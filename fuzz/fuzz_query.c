@@ -9,14 +9,13 @@
  * Invariants (abort on violation): a response status in 200..599; a 200
  * answer is an XML document of the operation's <XResponse>; an error has an
  * AWS error code and a one-line message. */
+#include "fuzz_common.h"
 #include "api/api_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static kn_platform *plat;
 static kn_iam *iam;
@@ -28,29 +27,19 @@ static void cleanup(void)
 {
     kn_api_free(api);
     kn_iam_close(iam);
-    kn_platform_close(plat);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", root);
+    kn_fuzz_platform_close(plat, root);
 }
 
 static bool setup(void)
 {
     if (api)
         return true;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(root, sizeof root, "%s/kn_fuzz_query_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(root))
+    if (!kn_fuzz_platform_open("query", root, sizeof root, &plat))
         return false;
-    kn_log_set_level(KN_LOG_ERROR);
-    kn_platform_params pp = kn_platform_default_params();
-    pp.data_dir = root;
-    pp.manual_clock = true;
     kn_err e;
     bool created;
     char path[1024];
-    if (kn_platform_open(&pp, &plat, &e) || kn_iam_open(plat, &iam, &e) ||
+    if (kn_iam_open(plat, &iam, &e) ||
         kn_iam_bootstrap(iam, "AKIDFUZZ", "fuzz-secret", &created, path, sizeof path, &e) ||
         kn_iam_lookup_key(iam, "AKIDFUZZ", &admin, &e)) {
         fprintf(stderr, "setup: %s\n", e.msg);

@@ -5,6 +5,7 @@
  * says why on one printable line of valid UTF-8; values stay within [min,
  * max] (numeric) or index a real value (categorical); formatted values are
  * non-empty and never "nan" or "inf". */
+#include "fuzz_common.h"
 #include "kennel/tune.h"
 
 #include <math.h>
@@ -12,40 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Strict UTF-8, as JSON encoders require of a message. */
-static int valid_utf8(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80 ? 0 : *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2
-                : *p >= 0xf0 && *p <= 0xf4 ? 3 : -1;
-        if (n < 0)
-            return 0;
-        unsigned lo = *p == 0xe0 ? 0xa0 : *p == 0xf0 ? 0x90 : 0x80;
-        unsigned hi = *p == 0xed ? 0x9f : *p == 0xf4 ? 0x8f : 0xbf;
-        for (int i = 1; i <= n; i++)
-            if (p[i] < (i == 1 ? lo : 0x80u) || p[i] > (i == 1 ? hi : 0xbfu))
-                return 0;
-        p += n + 1;
-    }
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     kn_tune_space s;
     kn_err e;
     kn_err_clear(&e);
     if (kn_tune_space_parse((const char *)data, size, &s, &e) != KN_OK) {
-        if (s.n != 0 || !e.msg[0])
+        if (s.n != 0)
             abort();
-        for (const char *c = e.msg; *c; c++) /* one printable line */
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                abort();
-        if (!valid_utf8(e.msg))
-            abort();
+        kn_fuzz_check_msg(e.msg, 1); /* one printable line */
         return 0;
     }
     for (int i = 0; i < s.n; i++) {
