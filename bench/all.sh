@@ -73,8 +73,9 @@ fi
 step() { # area command...
   case $1 in
     auth) "$build/bench/auth_bench" ${AUTH_ITERS:+--iters "$AUTH_ITERS"} ;;
-    # shellcheck disable=SC2086 # FN_ARGS is a list of arguments
-    functions) "$here/fn_bench.sh" "$build" ${FN_ARGS:-} ;;
+    functions) # FN_ARGS is a list of arguments
+      # shellcheck disable=SC2086
+      "$here/fn_bench.sh" "$build" ${FN_ARGS:-} ;;
     router) "$here/router_bench.sh" ;;
     memory) "$here/weights_share.sh" ;;
     serve) "$here/serve_bench.sh" ;;
