@@ -39,7 +39,7 @@ static void usage(FILE *f)
             "\n"
             "  --data-dir DIR        state: kennel.db, artifacts/, instances/, weights/\n"
             "                        (the instances' shared weights files), training-jobs/,\n"
-            "                        iam.key, admin-credentials (default\n"
+            "                        functions/, iam.key, admin-credentials (default\n"
             "                        $XDG_DATA_HOME/kennel or ~/.local/share/kennel)\n"
             "  --listen ADDR         IPv4 address to bind (default 127.0.0.1)\n"
             "  --port N              port (default 8080); 0 picks a free port\n"
