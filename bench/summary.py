@@ -166,7 +166,15 @@ def parse_training(log, results):
                             f">= {target}x PyTorch", ratio >= target))
     if not rows:
         raise ParseError("train_latest.jsonl has no case run by both engines")
-    return rows, {}
+    # rounds and cases as train_run.sh ran them; the other knobs only from the environment
+    knobs = {k: os.environ[k] for k in ("HEAD_EPOCHS", "STEPS") if os.environ.get(k)}
+    rounds = max(int(r.get("round", 1)) for r in recs)
+    if rounds != 3:
+        knobs["ROUNDS"] = str(rounds)
+    cases = [c[0] for c in TRAIN_CASES if any(r.get("case") == c[0] for r in recs)]
+    if len(cases) != len(TRAIN_CASES):
+        knobs["CASES"] = " ".join(cases)
+    return rows, {"knobs": knobs}
 
 
 # ---- tuning: bench/tune_bench.sh stdout ----
