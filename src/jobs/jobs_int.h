@@ -97,6 +97,11 @@ void kn_jobs__set_secondary(kn_jobs *j, json_t *doc, const char *status, const c
 /* The AWS ValidationException message for a bad resource name. */
 kn_status kn_jobs__name_error(const char *name, const char *member, size_t max, kn_err *e);
 bool kn_jobs__is_name(const char *s, size_t max);
+/* Reads the resource name member `key` of a request (at most max chars):
+ * KN_OK with *name, or the ValidationException naming the member as AWS
+ * does (key with a lower-case first letter). */
+kn_status kn_jobs__name_arg(json_t *in, const char *key, size_t max, const char **name,
+                            kn_err *e);
 /* Sorts (SortBy/SortOrder of `in`; "Name" means name_key, "Status" the
  * status member, "FinalObjectiveMetricValue" the objective), pages
  * (MaxResults, NextToken = decimal offset) a list of summaries. */

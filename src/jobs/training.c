@@ -139,6 +139,17 @@ kn_status kn_jobs__name_error(const char *name, const char *member, size_t max, 
                       name, member, NAME_PATTERN);
 }
 
+kn_status kn_jobs__name_arg(json_t *in, const char *key, size_t max, const char **name,
+                            kn_err *e)
+{
+    *name = sget(in, key);
+    if (*name && kn_jobs__is_name(*name, max))
+        return KN_OK;
+    char member[64];
+    snprintf(member, sizeof member, "%c%s", tolower((unsigned char)key[0]), key + 1);
+    return kn_jobs__name_error(*name, member, max, e);
+}
+
 static kn_status need(json_t *o, const char *k, json_type type, const char *path, json_t **out,
                       bool required, kn_err *e)
 {
@@ -1382,11 +1393,12 @@ kn_status kn_jobs__training_get(kn_jobs *j, const char *name, json_t **doc, kn_e
 
 static kn_status create_training(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name = sget(in, "TrainingJobName");
-    if (!name || !kn_jobs__is_name(name, 63))
-        return kn_jobs__name_error(name, "trainingJobName", 63, e);
+    const char *name;
+    kn_status s = kn_jobs__name_arg(in, "TrainingJobName", 63, &name, e);
+    if (s)
+        return s;
     json_t *doc;
-    kn_status s = kn_jobs__training_doc(j, in, name, false, &doc, e);
+    s = kn_jobs__training_doc(j, in, name, false, &doc, e);
     if (s)
         return s;
     kn_jobs__set_secondary(j, doc, "Starting", "Starting the training job");
@@ -1401,11 +1413,12 @@ static kn_status create_training(kn_jobs *j, json_t *in, json_t **out, kn_err *e
 
 static kn_status describe_training(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name = sget(in, "TrainingJobName");
-    if (!name || !kn_jobs__is_name(name, 63))
-        return kn_jobs__name_error(name, "trainingJobName", 63, e);
+    const char *name;
+    kn_status s = kn_jobs__name_arg(in, "TrainingJobName", 63, &name, e);
+    if (s)
+        return s;
     json_t *doc;
-    kn_status s = kn_jobs__training_get(j, name, &doc, e);
+    s = kn_jobs__training_get(j, name, &doc, e);
     if (s)
         return s;
     *out = kn_jobs__public(doc);
@@ -1415,13 +1428,14 @@ static kn_status describe_training(kn_jobs *j, json_t *in, json_t **out, kn_err 
 
 static kn_status stop_training(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name = sget(in, "TrainingJobName");
-    if (!name || !kn_jobs__is_name(name, 63))
-        return kn_jobs__name_error(name, "trainingJobName", 63, e);
+    const char *name;
+    kn_status s = kn_jobs__name_arg(in, "TrainingJobName", 63, &name, e);
+    if (s)
+        return s;
     kn_run *r = kn_jobs__run_find(j, name);
     if (!r) {
         json_t *doc;
-        kn_status s = kn_jobs__training_get(j, name, &doc, e);
+        s = kn_jobs__training_get(j, name, &doc, e);
         if (s)
             return s;
         s = kn_err_set(e, KN_INVALID,

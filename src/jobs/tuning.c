@@ -298,9 +298,10 @@ static kn_status rnf(kn_jobs *j, const char *name, kn_err *e)
 
 static kn_status create(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name = sget(in, "HyperParameterTuningJobName");
-    if (!name || !kn_jobs__is_name(name, 32))
-        return kn_jobs__name_error(name, "hyperParameterTuningJobName", 32, e);
+    const char *name;
+    kn_status s = kn_jobs__name_arg(in, "HyperParameterTuningJobName", 32, &name, e);
+    if (s)
+        return s;
     json_t *cfg = json_object_get(in, "HyperParameterTuningJobConfig");
     if (!json_is_object(cfg))
         return kn_err_set(e, KN_INVALID,
@@ -373,7 +374,7 @@ static kn_status create(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
                           "TrainingJobEarlyStoppingType must be Off with the Hyperband "
                           "strategy: Hyperband stops weak trials itself");
     json_t *tdoc;
-    kn_status s = kn_jobs__training_doc(j, def, NULL, true, &tdoc, e);
+    s = kn_jobs__training_doc(j, def, NULL, true, &tdoc, e);
     if (s)
         return s;
     json_decref(tdoc);
@@ -885,11 +886,12 @@ static kn_status get_doc(kn_jobs *j, const char *name, json_t **doc, kn_err *e)
 
 static kn_status describe(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name = sget(in, "HyperParameterTuningJobName");
-    if (!name || !kn_jobs__is_name(name, 32))
-        return kn_jobs__name_error(name, "hyperParameterTuningJobName", 32, e);
+    const char *name;
+    kn_status s = kn_jobs__name_arg(in, "HyperParameterTuningJobName", 32, &name, e);
+    if (s)
+        return s;
     json_t *doc;
-    kn_status s = get_doc(j, name, &doc, e);
+    s = get_doc(j, name, &doc, e);
     if (s)
         return s;
     *out = kn_jobs__public(doc);
@@ -899,13 +901,14 @@ static kn_status describe(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 
 static kn_status stop(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name = sget(in, "HyperParameterTuningJobName");
-    if (!name || !kn_jobs__is_name(name, 32))
-        return kn_jobs__name_error(name, "hyperParameterTuningJobName", 32, e);
+    const char *name;
+    kn_status s = kn_jobs__name_arg(in, "HyperParameterTuningJobName", 32, &name, e);
+    if (s)
+        return s;
     kn_tuning *t = find(j, name);
     if (!t || t->done) {
         json_t *doc;
-        kn_status s = get_doc(j, name, &doc, e);
+        s = get_doc(j, name, &doc, e);
         if (s)
             return s;
         s = kn_err_set(e, KN_INVALID,
@@ -981,11 +984,12 @@ static kn_status list(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 
 static kn_status list_children(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name = sget(in, "HyperParameterTuningJobName");
-    if (!name || !kn_jobs__is_name(name, 32))
-        return kn_jobs__name_error(name, "hyperParameterTuningJobName", 32, e);
+    const char *name;
+    kn_status s = kn_jobs__name_arg(in, "HyperParameterTuningJobName", 32, &name, e);
+    if (s)
+        return s;
     json_t *tdoc;
-    kn_status s = get_doc(j, name, &tdoc, e);
+    s = get_doc(j, name, &tdoc, e);
     if (s)
         return s;
     kn_tuning tmp;
