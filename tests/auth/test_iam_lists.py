@@ -14,42 +14,19 @@
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 
-KN = os.environ.get("KN_BIN", "build/kennel")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import kn_testlib as lib  # noqa: E402
+
+lib.KN = KN = os.environ.get("KN_BIN", "build/kennel")
 AKID, SECRET = "AKIDLISTTEST00000001", "list/test/secret/0123456789abcdefghijkl"
-REGION = "us-east-1"
-failures = 0
-checks = 0
-
-
-def check(name, cond, detail=None):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print(f"FAIL: {name}: {detail!r}"[:2000])
-
-
-def signed(url, method, path, service, key, secret, body=b"", headers=None):
-    """A request signed by botocore's SigV4 signer; (status, body)."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-    req = AWSRequest(method=method, url=url + path, data=body, headers=headers or {})
-    SigV4Auth(Credentials(key, secret), service, REGION).add_auth(req)
-    r = urllib.request.Request(url + path, data=body if method != "GET" else None,
-                               method=method, headers=dict(req.headers.items()))
-    try:
-        with urllib.request.urlopen(r, timeout=30) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+REGION = lib.REGION
+check = lib.check
+signed = lib.signed
 
 
 def main():
@@ -59,24 +36,13 @@ def main():
     except ImportError as e:
         print(f"skip: {e} (needs python3-boto3)")
         return 77
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-                      KENNEL_ROOT_ACCESS_KEY_ID=AKID, KENNEL_ROOT_SECRET_ACCESS_KEY=SECRET)
+    lib.client_env(AKID, SECRET)
     tmp = tempfile.TemporaryDirectory()
     d = tmp.name
-    ready = f"{d}/ready"
-    err = open(f"{d}/server.err", "wb")
-    srv = subprocess.Popen([KN, "server", "--data-dir", f"{d}/data", "--port", "0",
-                            "--ready-file", ready], stdout=subprocess.DEVNULL, stderr=err)
+    srv = lib.Server(f"{d}/data", f"{d}/ready", f"{d}/server.err", log_mode="wb").start()
     try:
-        for _ in range(200):
-            if os.path.exists(ready) and open(ready).read().strip():
-                break
-            time.sleep(0.05)
-        url = "http://" + open(ready).read().strip()
-        iam = boto3.client("iam", endpoint_url=url, region_name=REGION,
-                           aws_access_key_id=AKID, aws_secret_access_key=SECRET)
+        url = srv.url
+        iam = lib.client("iam", url, AKID, SECRET)
         iam.create_user(UserName="alice")
         iam.put_user_policy(UserName="alice", PolicyName="describe-only", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [
@@ -170,15 +136,10 @@ def main():
             check("a broken policy is MalformedPolicyDocument",
                   e.code == 400 and b"MalformedPolicyDocument" in e.read())
     finally:
-        srv.terminate()
-        try:
-            rc = srv.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            rc = srv.wait()
+        rc = srv.stop(timeout=30)
         check("clean stop", rc == 0, open(f"{d}/server.err").read()[-2000:])
-    print(f"{checks} checks, {failures} failed")
-    return 1 if failures else 0
+    print(f"{lib.checks} checks, {lib.failures} failed")
+    return 1 if lib.failures else 0
 
 
 if __name__ == "__main__":

@@ -32,54 +32,20 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 
-KN = os.environ.get("KN_BIN")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import kn_testlib as lib  # noqa: E402
+
+KN = lib.KN
 HERE = os.path.dirname(os.path.abspath(__file__))
 STANDIN = os.path.join(HERE, "standin_trainer.py")
-failures = 0
-checks = 0
+AKID, SECRET = "AKIDEXAMPLE", "kennel-test-secret"
+check = lib.check
 
 
-def check(name, cond, detail=""):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print(f"FAIL: {name} {detail}", flush=True)
-    return cond
-
-
-class Server:
-    def __init__(self, d, extra=()):
-        self.d = d
-        self.proc = None
-        self.extra = list(extra)
-
-    def start(self):
-        ready = f"{self.d}/ready"
-        if os.path.exists(ready):
-            os.unlink(ready)
-        self.log = open(f"{self.d}/server.err", "ab")
-        self.proc = subprocess.Popen([KN, "server", "--data-dir", f"{self.d}/data", "--port", "0",
-                                      "--ready-file", ready] + self.extra,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=self.log)
-        for _ in range(200):
-            if os.path.exists(ready) and open(ready).read().strip():
-                break
-            time.sleep(0.05)
-        self.port = int(open(ready).read().strip().rsplit(":", 1)[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def kill9(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+def Server(d, extra=()):
+    """The jobs tests' server: data, ready file and log under d."""
+    return lib.Server(f"{d}/data", f"{d}/ready", f"{d}/server.err", extra)
 
 
 def wait(pred, timeout=60, step=0.1):
@@ -137,14 +103,10 @@ def tuning(name, strategy="Random", n=4, par=2, ranges=None, static=None, metric
 
 def signed_get(url):
     """A GET on kennel's own routes, SigV4-signed as the test's clients are."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-    req = AWSRequest(method="GET", url=url)
-    SigV4Auth(Credentials("AKIDEXAMPLE", "kennel-test-secret"), "sagemaker",
-              "us-east-1").add_auth(req)
-    p = req.prepare()
-    return urllib.request.urlopen(urllib.request.Request(url, headers=dict(p.headers))).read()
+    status, body = lib.signed(url, "GET", "", "sagemaker", AKID, SECRET)
+    if status != 200:
+        raise RuntimeError(f"GET {url}: HTTP {status}: {body[:200]!r}")
+    return body
 
 
 def error_of(fn, **kw):
@@ -397,24 +359,18 @@ def main():
     except ImportError as e:
         print(f"skip: {e} (needs python3-boto3)")
         return 77
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-                      KENNEL_ROOT_ACCESS_KEY_ID="AKIDEXAMPLE",
-                      KENNEL_ROOT_SECRET_ACCESS_KEY="kennel-test-secret")
+    lib.client_env(AKID, SECRET)
     tmp = tempfile.TemporaryDirectory()
     d = tmp.name
     srv = Server(d)
     srv.start()
-    kw = dict(region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
-              aws_secret_access_key="kennel-test-secret")
     try:
-        sm = boto3.client("sagemaker", endpoint_url=srv.url, **kw)
+        sm = lib.client("sagemaker", srv.url, AKID, SECRET)
         import botocore.config
-        sm_raw = boto3.client("sagemaker", endpoint_url=srv.url,
-                              config=botocore.config.Config(parameter_validation=False), **kw)
+        sm_raw = lib.client("sagemaker", srv.url, AKID, SECRET,
+                            config=botocore.config.Config(parameter_validation=False))
         url, before = run(d, srv, sm, sm_raw)
-        sm = boto3.client("sagemaker", endpoint_url=url, **kw)
+        sm = lib.client("sagemaker", url, AKID, SECRET)
         after_restart(d, sm, before)
     except Exception as e:
         import traceback
@@ -424,10 +380,10 @@ def main():
         srv.stop()
         check("server exited cleanly (no sanitizer report)", srv.proc.returncode == 0,
               srv.proc.returncode)
-        if failures:
+        if lib.failures:
             sys.stdout.write(open(f"{d}/server.err").read()[-6000:])
-    print(f"{checks - failures} passed, {failures} failed")
-    return 1 if failures else 0
+    print(f"{lib.checks - lib.failures} passed, {lib.failures} failed")
+    return 1 if lib.failures else 0
 
 
 if __name__ == "__main__":

@@ -45,11 +45,7 @@ def main():
     except ImportError as e:
         print(f"skip: {e} (needs python3-boto3)")
         return 77
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-                      KENNEL_ROOT_ACCESS_KEY_ID="AKIDEXAMPLE",
-                      KENNEL_ROOT_SECRET_ACCESS_KEY="kennel-test-secret")
+    base.lib.client_env(base.AKID, base.SECRET)
     tmp = tempfile.TemporaryDirectory()
     d = tmp.name
     os.makedirs(f"{d}/input")
@@ -61,9 +57,7 @@ def main():
     srv.start()
     check = base.check
     try:
-        sm = boto3.client("sagemaker", endpoint_url=srv.url, region_name="us-east-1",
-                          aws_access_key_id="AKIDEXAMPLE",
-                          aws_secret_access_key="kennel-test-secret")
+        sm = base.lib.client("sagemaker", srv.url, base.AKID, base.SECRET)
 
         def job(name, seconds, itype="ml.m5.large", max_runtime=3600):
             dd = base.definition(d, entry=[script])
@@ -121,10 +115,10 @@ def main():
     finally:
         srv.stop()
         check("server exited cleanly", srv.proc.returncode == 0, srv.proc.returncode)
-        if base.failures:
+        if base.lib.failures:
             sys.stdout.write(open(f"{d}/server.err").read()[-5000:])
-    print(f"{base.checks - base.failures} passed, {base.failures} failed")
-    return 1 if base.failures else 0
+    print(f"{base.lib.checks - base.lib.failures} passed, {base.lib.failures} failed")
+    return 1 if base.lib.failures else 0
 
 
 if __name__ == "__main__":

@@ -19,58 +19,23 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 
-KN = os.environ.get("KN_BIN", "build/kennel")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import kn_testlib as lib  # noqa: E402
+
+lib.KN = KN = os.environ.get("KN_BIN", "build/kennel")
 AKID, SECRET = "AKIDBACKUPTEST000001", "backup/test/secret/0123456789abcdefghij"
-REGION = "us-east-1"
-failures = 0
-checks = 0
+REGION = lib.REGION
+check = lib.check
 
 
-def check(name, cond, detail=None):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print(f"FAIL: {name}: {detail!r}"[:2000])
 
-
-class Server:
-    def __init__(self, data, log):
-        self.ready = data + ".ready"
-        if os.path.exists(self.ready):
-            os.unlink(self.ready)
-        self.err = open(log, "wb")
-        self.p = subprocess.Popen([KN, "server", "--data-dir", data, "--port", "0",
-                                   "--ready-file", self.ready],
-                                  stdout=subprocess.DEVNULL, stderr=self.err)
-        self.url = None
-        for _ in range(400):
-            if os.path.exists(self.ready) and open(self.ready).read().strip():
-                self.url = "http://" + open(self.ready).read().strip()
-                break
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.err.close()
-        return self.p.returncode
-
+def Server(data, log):
+    """A started server on data (ready file beside it); url None if it fails."""
+    return lib.Server(data, data + ".ready", log, log_mode="wb").start()
 
 def clients(url, key=AKID, secret=SECRET):
-    import boto3
-    kw = dict(endpoint_url=url, region_name=REGION, aws_access_key_id=key,
-              aws_secret_access_key=secret)
-    return boto3.client("iam", **kw), boto3.client("sagemaker", **kw), boto3.client("sts", **kw)
+    return tuple(lib.client(svc, url, key, secret) for svc in ("iam", "sagemaker", "sts"))
 
 
 def online_backup(src, dst):
@@ -88,10 +53,7 @@ def main():
     except ImportError as e:
         print(f"skip: {e} (needs python3-boto3)")
         return 77
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-                      KENNEL_ROOT_ACCESS_KEY_ID=AKID, KENNEL_ROOT_SECRET_ACCESS_KEY=SECRET)
+    lib.client_env(AKID, SECRET)
     tmp = tempfile.TemporaryDirectory()
     d = tmp.name
     d1, d2, d3, bk = f"{d}/data1", f"{d}/data2", f"{d}/data3", f"{d}/backup"
@@ -187,8 +149,8 @@ def main():
     finally:
         s3.stop()
 
-    print(f"{checks - failures}/{checks} checks passed")
-    return 1 if failures else 0
+    print(f"{lib.checks - lib.failures}/{lib.checks} checks passed")
+    return 1 if lib.failures else 0
 
 
 if __name__ == "__main__":
