@@ -17,36 +17,13 @@
 #  - kill -9 of the daemon, restart: the endpoint comes back InService with
 #    its instance count, and answers again.
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
+. "$(dirname "$0")/../kn_testlib.sh"
 aws=/usr/bin/aws
-if [ ! -x "$aws" ]; then
-  echo "skip: /usr/bin/aws (Debian awscli) is not installed"
-  exit 77
-fi
-if ! /usr/bin/python3 -c 'import PIL' 2>/dev/null; then
-  echo "skip: /usr/bin/python3 has no PIL (python3-pil) to make a JPEG"
-  exit 77
-fi
-tmp=$(mktemp -d)
-server_pid=
-cleanup() {
-  if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-check() { # check NAME COMMAND...
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+kn_need_aws
+kn_need_pil
 
-export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
-# the daemon seeds its administrator with the key the clients sign with
-export KENNEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID KENNEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER= AWS_MAX_ATTEMPTS=1
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+kn_client_env AKIDEXAMPLE wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+export AWS_MAX_ATTEMPTS=1
 
 "$kennel" model package --arch resnet18 --init random --classes 5 --seed 3 \
   --out "$tmp/pkg" --tar "$tmp/model.tar.gz" > /dev/null || { echo "FAIL: model package"; exit 1; }
@@ -56,15 +33,7 @@ from PIL import Image
 Image.new('RGB', (64, 48), (120, 30, 200)).save('$tmp/x.jpg', quality=90)"
 
 start_server() {
-  rm -f "$tmp/ready"
-  "$kennel" server --data-dir "$tmp/data" --port 0 --ready-file "$tmp/ready" \
-    > "$tmp/server.out" 2>> "$tmp/server.err" &
-  server_pid=$!
-  for _ in $(seq 1 200); do
-    [ -s "$tmp/ready" ] && break
-    sleep 0.05
-  done
-  port=$(cut -d: -f2 "$tmp/ready")
+  kn_start_server
   A=("$aws" --endpoint-url "http://127.0.0.1:$port" --region us-east-1 --output json)
 }
 start_server

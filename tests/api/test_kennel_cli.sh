@@ -6,27 +6,10 @@
 # -> undeploy; and the errors: invoke of a missing endpoint, deploy of a
 # name in use, an unreachable server (exit 1 with a message).
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
-if ! /usr/bin/python3 -c 'import PIL' 2>/dev/null; then
-  echo "skip: /usr/bin/python3 has no PIL (python3-pil) to make a JPEG"
-  exit 77
-fi
-tmp=$(mktemp -d)
-server_pid=
+. "$(dirname "$0")/../kn_testlib.sh"
+kn_need_pil
 web_pid=
-cleanup() {
-  [ -n "$web_pid" ] && kill "$web_pid" 2>/dev/null
-  if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+kn_cleanup_more() { [ -n "$web_pid" ] && kill "$web_pid" 2>/dev/null; }
 
 "$kennel" model package --arch resnet18 --init random --classes 5 --seed 11 --out "$tmp/pkg" > /dev/null
 mkdir -p "$tmp/web"
@@ -47,11 +30,9 @@ web_pid=$!
 export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
 export KENNEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID KENNEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
 unset AWS_SESSION_TOKEN
-"$kennel" server --data-dir "$tmp/data" --port 0 --ready-file "$tmp/ready" --clock-rate 60 \
-  > /dev/null 2> "$tmp/server.err" &
-server_pid=$!
-for _ in $(seq 1 200); do [ -s "$tmp/ready" ] && [ -s "$tmp/web.port" ] && break; sleep 0.05; done
-export KENNEL_ENDPOINT="http://$(cat "$tmp/ready")"
+kn_start_server --clock-rate 60
+for _ in $(seq 1 200); do [ -s "$tmp/web.port" ] && break; sleep 0.05; done
+export KENNEL_ENDPOINT=$url
 
 "$kennel" deploy --model "$tmp/pkg" --name dogs --instances 2 --instance-type ml.t2.medium \
   --wait > "$tmp/deploy.out" 2>&1

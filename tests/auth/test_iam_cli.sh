@@ -12,16 +12,7 @@
 #    wins over sagemaker:*; trust policies with --service;
 #  - usage errors exit 2.
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 EP=arn:aws:sagemaker:us-east-1:123456789012:endpoint
 
 cat > "$tmp/least.json" <<JSON

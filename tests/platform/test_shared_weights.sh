@@ -8,30 +8,13 @@
 # kennel predict's scores. Then a second endpoint of the same package maps
 # the same file without writing a new one. (Memory figures: bench/weights_share.sh.)
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
-tmp=$(mktemp -d)
-server_pid=
-cleanup() {
-  if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 
-export AWS_ACCESS_KEY_ID=AKIDSHAREDWEIGHTS AWS_SECRET_ACCESS_KEY=shared-weights-test-secret
-export KENNEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID KENNEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+kn_client_env AKIDSHAREDWEIGHTS shared-weights-test-secret
 
 "$kennel" model package --arch resnet18 --init random --classes 4 --seed 5 --out "$tmp/pkg" > /dev/null
-"$kennel" server --data-dir "$tmp/data" --port 0 --ready-file "$tmp/ready" > /dev/null 2> "$tmp/server.err" &
-server_pid=$!
-for _ in $(seq 1 200); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
-export KENNEL_ENDPOINT="http://$(cat "$tmp/ready")"
+kn_start_server
+export KENNEL_ENDPOINT=$url
 
 "$kennel" deploy --model "$tmp/pkg" --name shw --instances 3 --instance-type ml.m5.large \
   --wait > "$tmp/deploy.out" 2>&1
