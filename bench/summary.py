@@ -180,7 +180,7 @@ def parse_training(log, results):
 # ---- tuning: bench/tune_bench.sh stdout ----
 TUNE_HEAD = re.compile(r"^== (\d+) trials, (\d+) epochs")
 TUNE_LINE = re.compile(r"^\s+(kennel, feature cache on|kennel, feature cache off|PyTorch hpo\.py logic"
-                       r" \(same trials\))\s+([0-9.]+|nan) s\s+best Test Loss (\S+)")
+                       r" \(same trials\))\s+([0-9.]+|nan) s\s+best Test Loss (?:per run [^,]*, median )?(\S+)")
 
 
 def parse_tuning(log, results):

@@ -12,7 +12,11 @@
 # kennel's time is the tuning job's own (HyperParameterTuningEndTime -
 # CreationTime); PyTorch's is the script's wall time. Medians over REPS runs
 # (default 3 for 2 trials, 1 for 20). Prints the load average before and after.
-#   bench/tune_bench.sh [BUILD_DIR]     knobs: TRIALS ("2 20"), REPS, EPOCHS (5)
+#   bench/tune_bench.sh [BUILD_DIR]     knobs: TRIALS ("2 20"), REPS, EPOCHS (5),
+#                                       CACHE_OFF (1; 0 skips the cache-off runs)
+# Run r (1..REPS) seeds both engines' head initialisation and batch order
+# with r-1, so the best-loss comparison is over seeds, not one draw: the
+# table gives each run's best Test Loss and their median for both sides.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -50,19 +54,19 @@ data=$tmp/split
 echo "load before: $(cat /proc/loadavg)"
 echo "cpu: $(nproc) cores; $(uname -r)"
 
-# run_kennel NAME N CACHE(on|off): prints "seconds best_loss"
+# run_kennel NAME N CACHE(on|off) SEED: prints "seconds best_loss"
 run_kennel() {
-  local name=$1 n=$2 cache=$3 run=$tmp/$1
+  local name=$1 n=$2 cache=$3 seed=${4:-0} run=$tmp/$1
   mkdir -p "$run"
   XDG_CACHE_HOME=$run/cache "$kennel" server --data-dir "$run/data" --port 0 \
     --ready-file "$run/ready" > /dev/null 2> "$run/server.err" &
   srv=$!
   for _ in $(seq 200); do [ -s "$run/ready" ] && break; sleep 0.05; done
   export KENNEL_ENDPOINT=http://$(cat "$run/ready")
-  /usr/bin/python3 - "$name" "$n" "$cache" "$backbone" "$data" "$EPOCHS" "$run" > "$run/tuning.json" << 'PY'
+  /usr/bin/python3 - "$name" "$n" "$cache" "$backbone" "$data" "$EPOCHS" "$run" "$seed" > "$run/tuning.json" << 'PY'
 import json, sys
-name, n, cache, backbone, data, epochs, run = sys.argv[1:]
-static = {"backbone": backbone, "epochs": epochs, "seed": "0"}
+name, n, cache, backbone, data, epochs, run, seed = sys.argv[1:]
+static = {"backbone": backbone, "epochs": epochs, "seed": seed}
 if cache == "off":
     static["cache_dir"] = "none"
 print(json.dumps({"HyperParameterTuningJobName": name,
@@ -99,23 +103,27 @@ PY
   kill "$srv"; wait "$srv" 2> /dev/null || true; srv=""
 }
 
-median() { /usr/bin/python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.2f}')" "$@"; }
+median() { /usr/bin/python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.4f}')" "$@"; }
 
 for n in $TRIALS; do
   reps=${REPS:-$([ "$n" -le 2 ] && echo 3 || echo 1)}
-  on=() off=() pt=() lon="" loff="" lpt=""
+  on=() off=() pt=() lon=() loff=() lpt=()
   for r in $(seq "$reps"); do
-    read -r s l < <(run_kennel "on$n-$r" "$n" on); on+=("$s"); lon=$l
-    read -r s l < <(run_kennel "off$n-$r" "$n" off); off+=("$s"); loff=$l
-    out=$(/usr/bin/python3 "$here/tune_torch.py" "$data" "$backbone" "$tmp/on$n-$r/trials.json" "$EPOCHS" | tail -1)
+    seed=$((r - 1))
+    read -r s l < <(run_kennel "on$n-$r" "$n" on "$seed"); on+=("$s"); lon+=("$l")
+    if [ "${CACHE_OFF:-1}" != 0 ]; then
+      read -r s l < <(run_kennel "off$n-$r" "$n" off "$seed"); off+=("$s"); loff+=("$l")
+    fi
+    out=$(/usr/bin/python3 "$here/tune_torch.py" "$data" "$backbone" "$tmp/on$n-$r/trials.json" "$EPOCHS" "$seed" | tail -1)
     pt+=("$(echo "$out" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')")
-    lpt=$(echo "$out" | /usr/bin/python3 -c 'import json,sys; print(round(json.load(sys.stdin)["best_test_loss"], 4))')
+    lpt+=("$(echo "$out" | /usr/bin/python3 -c 'import json,sys; print(round(json.load(sys.stdin)["best_test_loss"], 4))')")
   done
+  [ ${#off[@]} -gt 0 ] || { off=(nan); loff=(nan); }
   mon=$(median "${on[@]}"); moff=$(median "${off[@]}"); mpt=$(median "${pt[@]}")
-  echo "== $n trials, $EPOCHS epochs, MaxParallel 2, $reps run(s), median seconds"
-  printf "  %-34s %8s s  best Test Loss %s\n" "kennel, feature cache on" "$mon" "$lon"
-  printf "  %-34s %8s s  best Test Loss %s\n" "kennel, feature cache off" "$moff" "$loff"
-  printf "  %-34s %8s s  best Test Loss %s\n" "PyTorch hpo.py logic (same trials)" "$mpt" "$lpt"
+  echo "== $n trials, $EPOCHS epochs, MaxParallel 2, $reps run(s) (seeds 0..$((reps - 1))), median seconds"
+  printf "  %-34s %8s s  best Test Loss per run %s, median %s\n" "kennel, feature cache on" "$mon" "${lon[*]}" "$(median "${lon[@]}")"
+  printf "  %-34s %8s s  best Test Loss per run %s, median %s\n" "kennel, feature cache off" "$moff" "${loff[*]}" "$(median "${loff[@]}")"
+  printf "  %-34s %8s s  best Test Loss per run %s, median %s\n" "PyTorch hpo.py logic (same trials)" "$mpt" "${lpt[*]}" "$(median "${lpt[@]}")"
   /usr/bin/python3 -c "import sys; a,b,c=map(float,sys.argv[1:]); print(f'  cache saves {b/a:.2f}x; kennel (cache) vs PyTorch {c/a:.1f}x, kennel (no cache) vs PyTorch {c/b:.1f}x')" "$mon" "$moff" "$mpt"
 done
 echo "load after: $(cat /proc/loadavg)"

@@ -14,7 +14,7 @@ loss, printed as "Testing Loss: X". Data: DATA/train and DATA/test when
 DATA is split already (tune_bench.sh writes one split that both engines
 use), else the class folders of DATA with a seeded stratified 7/3 split.
 
-  /usr/bin/python3 bench/tune_torch.py DATA MODEL.tflite TRIALS.json EPOCHS
+  /usr/bin/python3 bench/tune_torch.py DATA MODEL.tflite TRIALS.json EPOCHS [SEED]
 TRIALS.json: [{"learning_rate": "0.01", "batch_size": "32"}, ...]
 Prints one line per trial, then a JSON line {"seconds": ..., "best_test_loss": ...}."""
 import json
@@ -114,8 +114,8 @@ def split(root, seed=0):
     return classes, train, test
 
 
-def trial(base, n_classes, train, test, lr, batch, epochs):
-    torch.manual_seed(0)
+def trial(base, n_classes, train, test, lr, batch, epochs, seed=0):
+    torch.manual_seed(seed)
     head = torch.nn.Linear(256, n_classes)
     model = torch.nn.Sequential(base, head)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
@@ -141,6 +141,7 @@ def trial(base, n_classes, train, test, lr, batch, epochs):
 
 def main():
     data, model, trials_path, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    seed = int(sys.argv[5]) if len(sys.argv) > 5 else 0  # head init and batch order
     trials = json.load(open(trials_path))
     t0 = time.perf_counter()
     base = backbone(model)
@@ -149,7 +150,7 @@ def main():
     for t in trials:
         lr, batch = float(t["learning_rate"]), int(t["batch_size"])
         s = time.perf_counter()
-        loss, acc = trial(base, len(classes), train, test, lr, batch, epochs)
+        loss, acc = trial(base, len(classes), train, test, lr, batch, epochs, seed)
         losses.append(loss)
         print(f"trial lr={lr:.5g} batch={batch}: Testing Loss: {loss:.4f} "
               f"Testing Accuracy: {acc:.4f} ({time.perf_counter() - s:.2f} s)", flush=True)
