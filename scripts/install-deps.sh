@@ -13,8 +13,13 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 python3-numpy python3-torch python3-torchvision python3-pil
-  awscli python3-boto3 wrk chromium
+  awscli python3-boto3 wrk chromium curl
 )
+# The build installs the web console's browser libraries (and the browser
+# tests' driver) with npm; machines that have no Node.js get Debian's.
+if ! command -v npm > /dev/null; then
+  build_pkgs+=(nodejs npm)
+fi
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build-only" ]; then
   pkgs+=("${test_pkgs[@]}")
