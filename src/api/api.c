@@ -524,6 +524,15 @@ void kn_api_handle(kn_api *a, const kn_api_request *req, kn_api_response *resp)
     call.auth = have_auth ? &auth : NULL;
     snprintf(resp->operation, sizeof resp->operation, "%s", m.op);
 
+    /* A JSON 1.1 body is parsed once, here: authorization reads the members
+     * that name the resource from it, the handler gets it as its input. A
+     * body that does not parse is reported after authorization, so an
+     * unsigned caller learns nothing from it. */
+    json_error_t body_err = {0};
+    if (m.proto == KN_PROTO_JSON && req->body_len && !req->body_too_large)
+        call.input = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES,
+                                &body_err);
+
     kn_status s = KN_OK;
     if (req->body_too_large) {
         s = kn_err_set(&call.err, KN_REQUEST_TOO_LARGE,
@@ -573,13 +582,10 @@ void kn_api_handle(kn_api *a, const kn_api_request *req, kn_api_response *resp)
         if (req->body_len == 0) {
             call.input = json_object();
         } else {
-            json_error_t je;
-            call.input = json_loadb((const char *)req->body, req->body_len,
-                                    JSON_REJECT_DUPLICATES, &je);
             if (!call.input) {
                 s = kn_err_set(&call.err, KN_SERIALIZATION,
-                               "The request body is not valid JSON: %s (at byte %d)", je.text,
-                               je.position);
+                               "The request body is not valid JSON: %s (at byte %d)",
+                               body_err.text, body_err.position);
                 goto fail;
             }
             if (!json_is_object(call.input)) {

@@ -500,9 +500,8 @@ kn_status kn_api__authorize(kn_api_call *c, kn_authz_result *res)
         ident_release(x);
         return KN_OK;
     }
-    json_t *body = NULL;
-    if (m->proto == KN_PROTO_JSON && req->body_len)
-        body = json_loadb((const char *)req->body, req->body_len, 0, NULL);
+    /* a JSON 1.1 body, parsed once by the front door (NULL when not an object) */
+    json_t *body = json_is_object(c->input) ? c->input : NULL;
     const char *pass_member = NULL;
     resource_arn(c, action, body, res->resource, sizeof res->resource, &pass_member);
     kn_policy_request pr = {.action = action, .resource = res->resource};
@@ -529,7 +528,6 @@ kn_status kn_api__authorize(kn_api_call *c, kn_authz_result *res)
             statement_label(x, &d, res->statement, sizeof res->statement);
         }
     }
-    json_decref(body);
     if (d.effect != KN_POLICY_ALLOW) {
         char msg[1400];
         pr.principal = x->id.arn;
