@@ -14,15 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-static void resp_header(kn_api_response *r, const char *name, const char *value)
-{
-    if (r->n_headers >= KN_API_MAX_RESP_HEADERS)
-        return;
-    snprintf(r->headers[r->n_headers].name, sizeof r->headers[0].name, "%s", name);
-    snprintf(r->headers[r->n_headers].value, sizeof r->headers[0].value, "%s", value);
-    r->n_headers++;
-}
-
 /* Maps a fn status onto Lambda's error names. */
 static kn_status lambda_err(kn_api_call *c, kn_status s)
 {
@@ -736,7 +727,7 @@ kn_status kn_lambda__invoke(kn_api_call *c)
         c->err_http = 429;
         c->err_extra = json_pack("{s:s, s:s, s:s}", "Type", "User", "message", "Rate Exceeded.",
                                  "Reason", r.throttle_reason);
-        resp_header(c->resp, "Retry-After", "1");
+        kn_api__add_header(c->resp, "Retry-After", "1");
         kn_fn_result_deinit(&r);
         return s;
     }
@@ -749,11 +740,11 @@ kn_status kn_lambda__invoke(kn_api_call *c)
     resp->body.len = 0;
     if (r.status == 200) {
         snprintf(resp->content_type, sizeof resp->content_type, "application/json");
-        resp_header(resp, "X-Amz-Executed-Version", r.executed_version);
+        kn_api__add_header(resp, "X-Amz-Executed-Version", r.executed_version);
         if (r.function_error[0])
-            resp_header(resp, "X-Amz-Function-Error", r.function_error);
+            kn_api__add_header(resp, "X-Amz-Function-Error", r.function_error);
         if (p.tail && r.log_tail[0])
-            resp_header(resp, "X-Amz-Log-Result", r.log_tail);
+            kn_api__add_header(resp, "X-Amz-Log-Result", r.log_tail);
         kn_buf_deinit(&resp->body);
         resp->body = r.payload;
         kn_buf_init(&r.payload, 0);

@@ -116,20 +116,9 @@ kn_status kn_smr__invoke_endpoint(kn_api_call *c)
         kn_buf_deinit(&resp->body);
         resp->body = r.body;
         kn_buf_init(&r.body, 0);
-        if (resp->n_headers < KN_API_MAX_RESP_HEADERS) {
-            snprintf(resp->headers[resp->n_headers].name, sizeof resp->headers[0].name,
-                     "x-Amzn-Invoked-Production-Variant");
-            snprintf(resp->headers[resp->n_headers].value, sizeof resp->headers[0].value, "%s",
-                     r.variant);
-            resp->n_headers++;
-        }
-        if (r.custom_attributes[0] && resp->n_headers < KN_API_MAX_RESP_HEADERS) {
-            snprintf(resp->headers[resp->n_headers].name, sizeof resp->headers[0].name,
-                     "X-Amzn-SageMaker-Custom-Attributes");
-            snprintf(resp->headers[resp->n_headers].value, sizeof resp->headers[0].value, "%s",
-                     r.custom_attributes);
-            resp->n_headers++;
-        }
+        kn_api__add_header(resp, "x-Amzn-Invoked-Production-Variant", r.variant);
+        if (r.custom_attributes[0])
+            kn_api__add_header(resp, "X-Amzn-SageMaker-Custom-Attributes", r.custom_attributes);
         c->raw_response = true;
     }
     kn_invoke_result_deinit(&r);
