@@ -117,8 +117,10 @@ static const kn_api_route routes[] = {
            kn_lambda__update_alias),
     LAMBDA(DeleteAlias, "DELETE", "/2015-03-31/functions/{FunctionName}/aliases/{Name}",
            kn_lambda__delete_alias),
-    LAMBDA(Invoke, "POST", "/2015-03-31/functions/{FunctionName}/invocations",
-           kn_lambda__invoke),
+    /* the one Lambda operation whose IAM action is not named after it */
+    {KN_PROTO_REST_JSON, "lambda", "Invoke", NULL, "POST",
+     "/2015-03-31/functions/{FunctionName}/invocations", NULL, "lambda:InvokeFunction",
+     kn_lambda__invoke},
     LAMBDA(PutFunctionConcurrency, "PUT", "/2017-10-31/functions/{FunctionName}/concurrency",
            kn_lambda__put_function_concurrency),
     LAMBDA(DeleteFunctionConcurrency, "DELETE",

@@ -115,23 +115,6 @@ static const struct resource_rule {
     {"sts:AssumeRole", "{RoleArn:arn}", NULL},
 };
 
-/* Operations whose IAM action is not named after them (a route table that
- * writes "<service>:<Operation>" still authorizes the right action). */
-static const struct {
-    const char *op, *action;
-} action_names[] = {
-    {"lambda:Invoke", "lambda:InvokeFunction"},
-    {"lambda:InvokeAsync", "lambda:InvokeFunction"},
-};
-
-static const char *iam_action_of(const char *a)
-{
-    for (size_t i = 0; i < sizeof action_names / sizeof action_names[0]; i++)
-        if (!strcasecmp(action_names[i].op, a))
-            return action_names[i].action;
-    return a;
-}
-
 /* A request member by name: path label (decoded), JSON body member, or
  * form parameter. */
 static bool member_value(const kn_api_call *c, json_t *body, const char *name, char *out,
@@ -489,7 +472,7 @@ kn_status kn_api__authorize(kn_api_call *c, kn_authz_result *res)
         ident_release(x);
         return KN_OK; /* the handler reports an unknown operation */
     }
-    const char *action = iam_action_of(m->route->iam_action);
+    const char *action = m->route->iam_action;
     snprintf(res->action, sizeof res->action, "%s", action);
     /* every identity may ask who it is (AWS: no permission needed) */
     if (!strcasecmp(action, "sts:GetCallerIdentity")) {
