@@ -171,6 +171,23 @@ static void bump(kn_iam *iam)
     atomic_fetch_add(&iam->generation, 1);
 }
 
+/* Runs a write whose parameters are all text (NULL-terminated list);
+ * *changes (may be NULL) gets the rows it changed. */
+static kn_status write_texts(kn_iam *iam, const char *sql, const char *what,
+                             const char *const *vals, int *changes, kn_err *e)
+{
+    sqlite3_stmt *st;
+    kn_status s = kn_iam__prepare(iam, sql, &st, e);
+    if (s)
+        return s;
+    for (int i = 0; vals[i]; i++)
+        sqlite3_bind_text(st, i + 1, vals[i], -1, SQLITE_TRANSIENT);
+    s = step_done(iam, st, what, e);
+    if (!s && changes)
+        *changes = sqlite3_changes(iam->db);
+    return s;
+}
+
 /* ---- random ids and secrets ---------------------------------------------- */
 
 static void random_bytes(void *p, size_t n)
@@ -1019,11 +1036,8 @@ kn_status kn_iam_role_delete(kn_iam *iam, const char *name, kn_err *e)
                        "Cannot delete entity, must delete policies first.");
         goto out;
     }
-    sqlite3_stmt *st;
-    if ((s = kn_iam__prepare(iam, "DELETE FROM iam_roles WHERE name = ?", &st, e)))
-        goto out;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    if (!(s = step_done(iam, st, "DeleteRole", e)))
+    if (!(s = write_texts(iam, "DELETE FROM iam_roles WHERE name = ?", "DeleteRole",
+                          (const char *[]){name, NULL}, NULL, e)))
         bump(iam);
 out:
     pthread_mutex_unlock(&iam->mu);
@@ -1053,20 +1067,14 @@ kn_status kn_iam_inline_put(kn_iam *iam, const char *kind, const char *owner,
     if (s)
         return s;
     pthread_mutex_lock(&iam->mu);
-    sqlite3_stmt *st;
     if (!(s = owner_check(iam, kind, owner, e)) &&
-        !(s = kn_iam__prepare(iam,
-                              "INSERT INTO iam_inline_policies (kind, owner, policy_name, "
-                              "document) VALUES (?, ?, ?, ?) ON CONFLICT (kind, owner, "
-                              "policy_name) DO UPDATE SET document = excluded.document",
-                              &st, e))) {
-        sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, owner, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, policy_name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, doc, -1, SQLITE_TRANSIENT);
-        if (!(s = step_done(iam, st, "PutPolicy", e)))
-            bump(iam);
-    }
+        !(s = write_texts(iam,
+                          "INSERT INTO iam_inline_policies (kind, owner, policy_name, "
+                          "document) VALUES (?, ?, ?, ?) ON CONFLICT (kind, owner, "
+                          "policy_name) DO UPDATE SET document = excluded.document",
+                          "PutPolicy", (const char *[]){kind, owner, policy_name, doc, NULL},
+                          NULL, e)))
+        bump(iam);
     pthread_mutex_unlock(&iam->mu);
     return s;
 }
@@ -1105,18 +1113,15 @@ kn_status kn_iam_inline_delete(kn_iam *iam, const char *kind, const char *owner,
                                const char *policy_name, kn_err *e)
 {
     pthread_mutex_lock(&iam->mu);
-    sqlite3_stmt *st;
+    int changed = 0;
     kn_status s = owner_check(iam, kind, owner, e);
-    if (!s &&
-        !(s = kn_iam__prepare(iam,
-                              "DELETE FROM iam_inline_policies WHERE kind = ? AND owner = ? AND "
-                              "policy_name = ?",
-                              &st, e))) {
-        sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, owner, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, policy_name, -1, SQLITE_TRANSIENT);
-        s = step_done(iam, st, "DeletePolicy", e);
-        if (!s && sqlite3_changes(iam->db) == 0)
+    if (!s) {
+        s = write_texts(iam,
+                        "DELETE FROM iam_inline_policies WHERE kind = ? AND owner = ? AND "
+                        "policy_name = ?",
+                        "DeletePolicy", (const char *[]){kind, owner, policy_name, NULL},
+                        &changed, e);
+        if (!s && changed == 0)
             s = kn_err_set(e, KN_NOT_FOUND,
                            "The %s policy with name %.128s cannot be found.", kind,
                            policy_name);
@@ -1200,22 +1205,17 @@ kn_status kn_iam_policy_attach(kn_iam *iam, const char *kind, const char *owner,
                                const char *policy_arn, kn_err *e)
 {
     pthread_mutex_lock(&iam->mu);
-    sqlite3_stmt *st;
     kn_status s = owner_check(iam, kind, owner, e);
     if (!s && count_rows(iam, "SELECT count(*) FROM iam_policies WHERE arn = ?", policy_arn,
                          NULL) <= 0)
         s = kn_err_set(e, KN_NOT_FOUND, "Policy %.256s does not exist or is not attachable.",
                        policy_arn);
-    if (!s && !(s = kn_iam__prepare(iam,
-                                    "INSERT OR IGNORE INTO iam_attachments (kind, owner, "
-                                    "policy_arn) VALUES (?, ?, ?)",
-                                    &st, e))) {
-        sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, owner, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, policy_arn, -1, SQLITE_TRANSIENT);
-        if (!(s = step_done(iam, st, "AttachPolicy", e)))
-            bump(iam);
-    }
+    if (!s && !(s = write_texts(iam,
+                                "INSERT OR IGNORE INTO iam_attachments (kind, owner, "
+                                "policy_arn) VALUES (?, ?, ?)",
+                                "AttachPolicy", (const char *[]){kind, owner, policy_arn, NULL},
+                                NULL, e)))
+        bump(iam);
     pthread_mutex_unlock(&iam->mu);
     return s;
 }
@@ -1224,17 +1224,15 @@ kn_status kn_iam_policy_detach(kn_iam *iam, const char *kind, const char *owner,
                                const char *policy_arn, kn_err *e)
 {
     pthread_mutex_lock(&iam->mu);
-    sqlite3_stmt *st;
+    int changed = 0;
     kn_status s = owner_check(iam, kind, owner, e);
-    if (!s && !(s = kn_iam__prepare(iam,
-                                    "DELETE FROM iam_attachments WHERE kind = ? AND owner = ? "
-                                    "AND policy_arn = ?",
-                                    &st, e))) {
-        sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, owner, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, policy_arn, -1, SQLITE_TRANSIENT);
-        s = step_done(iam, st, "DetachPolicy", e);
-        if (!s && sqlite3_changes(iam->db) == 0)
+    if (!s) {
+        s = write_texts(iam,
+                        "DELETE FROM iam_attachments WHERE kind = ? AND owner = ? AND "
+                        "policy_arn = ?",
+                        "DetachPolicy", (const char *[]){kind, owner, policy_arn, NULL},
+                        &changed, e);
+        if (!s && changed == 0)
             s = kn_err_set(e, KN_NOT_FOUND, "Policy %.256s was not found.", policy_arn);
         if (!s)
             bump(iam);
