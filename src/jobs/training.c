@@ -933,6 +933,16 @@ static kn_status launch(kn_jobs *j, kn_run *r, kn_err *e)
         upper_name(ek, sizeof ek, "SM_HP_", key);
         ADD(ek, json_string_value(v));
     }
+    /* OpenMP threads that sleep rather than spin between parallel regions,
+     * as for endpoint instances (fleet.c), unless the daemon's environment
+     * or the job's Environment says otherwise: a tuning job runs trials side
+     * by side, and two spinning 2-thread trials on 2 cores took 5x as long
+     * to extract their features (bench/tune_bench.sh) */
+    bool wait_policy = json_object_get(uenv, "OMP_WAIT_POLICY") != NULL;
+    for (size_t q = 0; q < ne && !wait_policy; q++)
+        wait_policy = strncmp(environ[q], "OMP_WAIT_POLICY=", 16) == 0;
+    if (!wait_policy)
+        ADD("OMP_WAIT_POLICY", "PASSIVE");
     json_object_foreach(uenv, key, v) ADD(key, json_string_value(v));
 #undef ADD
     envp[k] = NULL;

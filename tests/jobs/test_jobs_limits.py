@@ -8,7 +8,9 @@ faster (so AWS's 120 s stop grace is 2 s of real time):
   - the instance type bounds the job: OMP_NUM_THREADS / SM_NUM_CPUS are its
     vCPUs and RLIMIT_DATA its memory (ml.c5.xlarge: 4 vCPUs, 8 GiB), and the
     contract's files are in place (hyperparameters.json with string values,
-    resourceconfig.json, the channel directory)."""
+    resourceconfig.json, the channel directory);
+  - OpenMP threads sleep between parallel regions (OMP_WAIT_POLICY=PASSIVE)
+    unless the job's Environment chooses otherwise."""
 import json
 import os
 import sys
@@ -23,7 +25,7 @@ SCRIPT = """#!/bin/sh
 trap 'echo got SIGTERM, ignoring it' TERM
 root=$(dirname "$SM_MODEL_DIR")
 {
-  echo "omp=$OMP_NUM_THREADS cpus=$SM_NUM_CPUS"
+  echo "omp=$OMP_NUM_THREADS cpus=$SM_NUM_CPUS wait=$OMP_WAIT_POLICY"
   grep 'Max data size' /proc/self/limits
   cat "$root/input/config/hyperparameters.json" | tr -d ' \\n'; echo
   cat "$root/input/config/resourceconfig.json" | tr -d ' \\n'; echo
@@ -53,14 +55,17 @@ def main():
     script = f"{d}/train.sh"
     open(script, "w").write(SCRIPT)
     os.chmod(script, 0o755)
+    os.environ.pop("OMP_WAIT_POLICY", None)  # the daemon's own would win over kennel's default
     srv = base.Server(d, ["--clock-rate", "60"])
     srv.start()
     check = base.check
     try:
         sm = base.lib.client("sagemaker", srv.url, base.AKID, base.SECRET)
 
-        def job(name, seconds, itype="ml.m5.large", max_runtime=3600):
+        def job(name, seconds, itype="ml.m5.large", max_runtime=3600, env=None):
             dd = base.definition(d, entry=[script])
+            if env:
+                dd["Environment"] = env
             dd["ResourceConfig"]["InstanceType"] = itype
             dd["StoppingCondition"]["MaxRuntimeInSeconds"] = max_runtime
             sm.create_training_job(TrainingJobName=name, HyperParameters={
@@ -79,7 +84,8 @@ def main():
         with tarfile.open(art) as tf:
             report = tf.extractfile("report.txt").read().decode()
         lines = report.splitlines()
-        check("threads bound", lines[0] == "omp=4 cpus=4", lines[:1])
+        check("threads bound, threads sleep when idle", lines[0] == "omp=4 cpus=4 wait=PASSIVE",
+              lines[:1])
         if os.environ.get("KN_SANITIZE") == "1":
             print("memory bound not checked: a sanitizer build sets no RLIMIT_DATA")
         else:
@@ -90,6 +96,13 @@ def main():
         check("resourceconfig.json", rc.get("current_host") == "algo-1" and
               rc.get("hosts") == ["algo-1"], rc)
         check("channel linked", lines[4:] == ["a.txt"], lines[4:])
+
+        # the job's Environment chooses the wait policy
+        job("spin", 0, env={"OMP_WAIT_POLICY": "ACTIVE"})
+        r = final("spin")
+        with tarfile.open(r["ModelArtifacts"]["S3ModelArtifacts"][len("file://"):]) as tf:
+            first = tf.extractfile("report.txt").read().decode().splitlines()[0]
+        check("Environment's OMP_WAIT_POLICY wins", first == "omp=2 cpus=2 wait=ACTIVE", first)
 
         # stop: SIGTERM ignored -> SIGKILL after the grace period
         job("stubborn", 600)
