@@ -37,7 +37,21 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo > /dev/null; then
+    echo "install-deps: missing Debian packages: ${missing[*]}; not root and no sudo: as root," \
+      "run: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  SUDO="sudo"
+fi
 echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+failed() {
+  echo "install-deps: could not install ${missing[*]} ($1; is the network to the Debian" \
+    "mirror up, and apt's sources right?). Install them by hand:" \
+    "${SUDO:+sudo }apt-get install ${missing[*]}" >&2
+  exit 1
+}
+$SUDO apt-get update -q || failed "apt-get update failed"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
+  || failed "apt-get install failed"
