@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,30 @@ static kn_status default_data_dir(char *out, size_t n, kn_err *e)
         return kn_err_set(e, KN_INVALID, "HOME is not set: give --data-dir");
     snprintf(out, n, "%s/.local/share/kennel", home);
     return KN_OK;
+}
+
+/* The data directory holds the database, the IAM key and the administrator's
+ * credentials: it must be this user's own, also for root (files root writes
+ * into another user's directory are then neither that user's nor safe). */
+static kn_status check_owner(const char *dir, kn_err *e)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return kn_err_set(e, KN_IO, "%s: %s", dir, strerror(errno));
+    uid_t me = geteuid();
+    if (st.st_uid == me)
+        return KN_OK;
+    const struct passwd *pw = getpwuid(st.st_uid);
+    char owner[96];
+    if (pw)
+        snprintf(owner, sizeof owner, "%u (%.64s)", (unsigned)st.st_uid, pw->pw_name);
+    else
+        snprintf(owner, sizeof owner, "%u", (unsigned)st.st_uid);
+    return kn_err_set(e, KN_IO,
+                      "data dir %s is owned by uid %s, not by this user (uid %u): kennel keeps "
+                      "its database and keys there and must own it; run kennel as that user, "
+                      "or choose another --data-dir",
+                      dir, owner, (unsigned)me);
 }
 
 static kn_status take_lock(kn_platform *p, kn_err *e)
@@ -110,7 +135,7 @@ kn_status kn_platform_open(const kn_platform_params *params, kn_platform **out, 
         s = kn_err_set(e, KN_IO, "%s: %s", dir, strerror(errno));
         goto fail;
     }
-    if ((s = take_lock(p, e)))
+    if ((s = check_owner(p->data_dir, e)) || (s = take_lock(p, e)))
         goto fail;
     snprintf(p->artifacts_dir, sizeof p->artifacts_dir, "%.4000s/artifacts", p->data_dir);
     if ((s = kn_mkdirs(p->artifacts_dir, 0700, e)))

@@ -130,6 +130,19 @@ rc=$?
 check "second server refused" test $rc -ne 0
 check "refusal names dir and pid" grep -q "data dir .*$tmp/data.* is in use by another kennel server (pid $server_pid)" "$tmp/err2"
 
+# a data dir that is another user's: refused with what to do, nothing written
+# into it (as root: a directory given to nobody; otherwise: /, root's)
+other=/
+if [ "$(id -u)" = 0 ]; then
+  other=$tmp/other
+  mkdir "$other" && chown 65534 "$other"
+fi
+"$kennel" server --data-dir "$other" --port 0 > /dev/null 2> "$tmp/err3"
+check "other user's data dir refused" test $? -ne 0
+check "refusal says whose and what to do" \
+  grep -q "data dir $other is owned by uid [0-9]*.*, not by this user (uid $(id -u)): .*run kennel as that user, or choose another --data-dir" "$tmp/err3"
+[ "$other" = / ] || check "nothing written into it" test -z "$(ls -A "$other")"
+
 # kill -9 of the daemon: instances go with it, the restart brings the endpoint back
 kill -9 "$server_pid"
 wait "$server_pid" 2> /dev/null
