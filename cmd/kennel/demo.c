@@ -427,13 +427,19 @@ static bool find_shared(demo *d, char *out, size_t n)
     return false;
 }
 
-/* --download: fetch url to path with short timeouts. false after one line
- * saying why. */
+/* --download: fetch url to path (through path.part, renamed when whole)
+ * with short connect timeouts. false after one line saying why. */
 static bool fetch(const char *url, const char *path, long total_timeout)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
+    char part[PATH_MAX + 16];
+    snprintf(part, sizeof part, "%s.part", path);
+    FILE *f = fopen(part, "wb");
+    if (!f) {
+        printf("--download: cannot write %s: %s\n", part, strerror(errno));
         return false;
+    }
+    printf("--download: fetching %s\n", url);
+    fflush(stdout);
     CURL *c = curl_easy_init();
     char err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -446,10 +452,15 @@ static bool fetch(const char *url, const char *path, long total_timeout)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_cleanup(c);
-    fclose(f);
-    if (rc == CURLE_OK)
+    if (fclose(f) != 0 && rc == CURLE_OK)
+        rc = CURLE_WRITE_ERROR;
+    if (rc == CURLE_OK && rename(part, path) == 0)
         return true;
-    unlink(path);
+    unlink(part);
+    if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR) {
+        printf("--download: cannot write %s: %s\n", path, strerror(errno));
+        return false;
+    }
     if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_PEER_FAILED_VERIFICATION)
         printf("--download: cannot verify %s (%s): install the Debian package ca-certificates "
                "(scripts/install-deps.sh does)\n",
@@ -460,19 +471,28 @@ static bool fetch(const char *url, const char *path, long total_timeout)
     return false;
 }
 
+/* Unpacks zip below dir. Entries are taken by their relative names only:
+ * an absolute name or a ".." component fails the whole archive, and links
+ * are not followed out of dir. */
 static bool unzip_to(const char *zip, const char *dir)
 {
     struct archive *a = archive_read_new();
     archive_read_support_format_zip(a);
     struct archive *w = archive_write_disk_new();
     archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                          ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                          ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+                                          ARCHIVE_EXTRACT_SECURE_SYMLINKS);
     bool ok = archive_read_open_filename(a, zip, 1 << 16) == ARCHIVE_OK;
     struct archive_entry *e;
-    while (ok && archive_read_next_header(a, &e) == ARCHIVE_OK) {
+    int r = ARCHIVE_OK;
+    while (ok && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(e);
+        if (!name || name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
+            strstr(name, "/../")) {
+            ok = false;
+            break;
+        }
         char p[PATH_MAX * 2];
-        snprintf(p, sizeof p, "%s/%s", dir, archive_entry_pathname(e));
+        snprintf(p, sizeof p, "%s/%s", dir, name);
         archive_entry_set_pathname(e, p);
         if (archive_write_header(w, e) != ARCHIVE_OK) {
             ok = false;
@@ -481,38 +501,121 @@ static bool unzip_to(const char *zip, const char *dir)
         const void *buf;
         size_t sz;
         la_int64_t off;
-        while (archive_read_data_block(a, &buf, &sz, &off) == ARCHIVE_OK)
-            archive_write_data_block(w, buf, sz, off);
+        int rd;
+        while ((rd = archive_read_data_block(a, &buf, &sz, &off)) == ARCHIVE_OK)
+            if (archive_write_data_block(w, buf, sz, off) != ARCHIVE_OK)
+                rd = ARCHIVE_FATAL;
+        if (rd != ARCHIVE_EOF || archive_write_finish_entry(w) != ARCHIVE_OK)
+            ok = false;
     }
+    if (ok && r != ARCHIVE_EOF)
+        ok = false;
     archive_read_free(a);
     archive_write_free(w);
     return ok;
 }
 
+/* Where --download keeps what it fetched, so that the next run does not
+ * fetch 1 GB again: $XDG_CACHE_HOME/kennel/downloads, else
+ * ~/.cache/kennel/downloads, else the run's own directory (removed at the
+ * end). */
+static void download_dir(const demo *d, char *out, size_t n)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char base[PATH_MAX];
+    if (xdg && *xdg)
+        snprintf(base, sizeof base, "%s", xdg);
+    else if (home && *home)
+        snprintf(base, sizeof base, "%s/.cache", home);
+    else
+        base[0] = 0;
+    if (base[0]) {
+        char k[PATH_MAX + 16];
+        snprintf(k, sizeof k, "%s/kennel", base);
+        mkdir(base, 0755);
+        mkdir(k, 0755);
+        snprintf(out, n, "%s/downloads", k);
+        if ((mkdir(out, 0755) == 0 || errno == EEXIST) && access(out, W_OK) == 0)
+            return;
+        printf("--download: cannot use %s (%s); keeping the downloads in the run's directory\n",
+               out, strerror(errno));
+    }
+    snprintf(out, n, "%s/download", d->root);
+    mkdir(out, 0700);
+}
+
+/* --download: the ResNet-50 weights and dogImages, from the cache when an
+ * earlier run fetched them. The URLs can be pointed at a mirror with
+ * KENNEL_RESNET50_URL and KENNEL_DOGIMAGES_URL. */
+static bool download(demo *d)
+{
+    const char *wurl = getenv("KENNEL_RESNET50_URL"), *durl = getenv("KENNEL_DOGIMAGES_URL");
+    if (!wurl || !*wurl)
+        wurl = RESNET50_URL;
+    if (!durl || !*durl)
+        durl = DOGIMAGES_URL;
+    char dir[PATH_MAX], w[PATH_MAX + 64], zip[PATH_MAX + 64], images[PATH_MAX + 64],
+        part[PATH_MAX + 64], from[PATH_MAX * 2];
+    download_dir(d, dir, sizeof dir);
+    snprintf(w, sizeof w, "%s/resnet50.tv_in1k.safetensors", dir);
+    snprintf(zip, sizeof zip, "%s/dogImages.zip", dir);
+    snprintf(images, sizeof images, "%s/dogImages", dir);
+    if (is_file(w))
+        printf("--download: ResNet-50 weights from %s (fetched by an earlier run)\n", w);
+    else if (!fetch(wurl, w, 600))
+        return false;
+    char train[PATH_MAX + 80], first[256];
+    snprintf(train, sizeof train, "%s/train", images);
+    if (is_dir(train) && count_classes(train, first, sizeof first) > 1) {
+        printf("--download: dogImages from %s (fetched by an earlier run)\n", images);
+    } else {
+        if (!fetch(durl, zip, 1800))
+            return false;
+        /* unpacked beside, then moved into place whole: an interrupted run
+         * leaves no half data set that the next one would take */
+        snprintf(part, sizeof part, "%s/unpack.part", dir);
+        rm_rf(part);
+        mkdir(part, 0700);
+        snprintf(from, sizeof from, "%s/dogImages", part);
+        snprintf(train, sizeof train, "%s/train", from);
+        if (!unzip_to(zip, part) || !is_dir(train)) {
+            printf("--download: %s is not the dogImages archive (no dogImages/train/ in it); "
+                   "falling back to the local data\n",
+                   durl);
+            rm_rf(part);
+            unlink(zip);
+            return false;
+        }
+        rm_rf(images);
+        if (rename(from, images) != 0) {
+            printf("--download: cannot move the data set to %s: %s\n", images, strerror(errno));
+            rm_rf(part);
+            return false;
+        }
+        rm_rf(part);
+        unlink(zip);
+    }
+    snprintf(train, sizeof train, "%s/train", images);
+    int k = count_classes(train, first, sizeof first);
+    snprintf(d->data, sizeof d->data, "%s", images);
+    snprintf(d->arch, sizeof d->arch, "resnet50");
+    snprintf(d->weights, sizeof d->weights, "%s", w);
+    d->epochs = "3";
+    snprintf(d->what, sizeof d->what,
+             "the reference project's dogImages (%d breeds, downloaded to %s) on ImageNet "
+             "ResNet-50 weights (downloaded)",
+             k, dir);
+    return true;
+}
+
 static int pick_data(demo *d, const char *data, const char *backbone, const char *arch,
-                     const char *weights, bool download)
+                     const char *weights, bool want_download)
 {
     char shared[PATH_MAX];
     bool have_shared = find_shared(d, shared, sizeof shared);
     d->epochs = "5";
-    if (download && !data) {
-        char zip[PATH_MAX + 32], w[PATH_MAX + 32], out[PATH_MAX + 32];
-        snprintf(zip, sizeof zip, "%s/dogImages.zip", d->root);
-        snprintf(w, sizeof w, "%s/resnet50.safetensors", d->root);
-        snprintf(out, sizeof out, "%s/download", d->root);
-        mkdir(out, 0700);
-        if (fetch(RESNET50_URL, w, 600) && fetch(DOGIMAGES_URL, zip, 1800) &&
-            unzip_to(zip, out)) {
-            snprintf(d->data, sizeof d->data, "%s/dogImages", out);
-            snprintf(d->arch, sizeof d->arch, "resnet50");
-            snprintf(d->weights, sizeof d->weights, "%s", w);
-            d->epochs = "3";
-            snprintf(d->what, sizeof d->what,
-                     "the reference project's dogImages (133 breeds, downloaded) on ImageNet "
-                     "ResNet-50 weights (downloaded)");
-            return 0;
-        }
-    }
+    if (want_download && !data && download(d))
+        return 0;
     if (data) {
         char first[256];
         int k = count_classes(data, first, sizeof first);
@@ -1293,9 +1396,9 @@ static int load(demo *d, int seconds)
             thr, reason[0] ? ", Reason " : "", reason, reason[0] ? "" : "", other);
     }
     step_begin(d, "8. Endpoint load: 2 clients invoking dog-ep back to back");
-    printf("(the server's clock runs %dx faster: %d s here are %d s = %d minutes of the "
-           "daemon's time, enough for the 3 one-minute datapoints a scale-out needs)\n",
-           CLOCK_RATE, seconds, seconds * CLOCK_RATE, seconds * CLOCK_RATE / 60);
+    printf("(the server's clock runs %dx faster: %d s here are %d s = %.1f minutes of the "
+           "daemon's time; a scale-out needs 3 one-minute datapoints above the target)\n",
+           CLOCK_RATE, seconds, seconds * CLOCK_RATE, seconds * CLOCK_RATE / 60.0);
     volatile bool stop = false;
     loader l[2];
     pthread_t t[2];
@@ -1402,7 +1505,11 @@ static int usage(FILE *f)
             "  --load-seconds S  how long the endpoint load lasts (default 25)\n"
             "\n"
             "Without --data: ../shared/data (pets-cats, MobileNet) when present, else a\n"
-            "synthetic data set and random weights, said so.\n",
+            "synthetic data set and random weights, said so.\n"
+            "\n"
+            "--download keeps what it fetched in $XDG_CACHE_HOME/kennel/downloads (else\n"
+            "~/.cache/kennel/downloads) and takes it from there next time; the environment\n"
+            "variables KENNEL_RESNET50_URL and KENNEL_DOGIMAGES_URL point it at a mirror.\n",
             CLOCK_RATE);
     return f == stdout ? 0 : 2;
 }
