@@ -176,6 +176,22 @@ kn_status kn_aas__register_scalable_target(kn_api_call *c)
     return reload(c);
 }
 
+/* A Describe filter: true when the list (ResourceIds, PolicyNames) is absent
+ * or empty, or holds value. */
+static bool wanted(json_t *list, const char *value)
+{
+    if (json_array_size(list) == 0)
+        return true;
+    size_t k;
+    json_t *x;
+    json_array_foreach(list, k, x)
+    {
+        if (json_is_string(x) && strcmp(json_string_value(x), value) == 0)
+            return true;
+    }
+    return false;
+}
+
 kn_status kn_aas__describe_scalable_targets(kn_api_call *c)
 {
     kn_val v;
@@ -192,13 +208,7 @@ kn_status kn_aas__describe_scalable_targets(kn_api_call *c)
         return s;
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++) {
-        bool want = !ids || json_array_size(ids) == 0;
-        size_t k;
-        json_t *id;
-        json_array_foreach(ids, k, id) want = want || (json_is_string(id) &&
-                                                       strcmp(json_string_value(id),
-                                                              ts[i].resource_id) == 0);
-        if (!want)
+        if (!wanted(ids, ts[i].resource_id))
             continue;
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:f, s:{s:b, s:b, s:b}, s:s}", "ServiceNamespace",
@@ -393,12 +403,7 @@ kn_status kn_aas__describe_scaling_policies(kn_api_call *c)
         return s;
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++) {
-        bool want = !names || json_array_size(names) == 0;
-        size_t k;
-        json_t *nm;
-        json_array_foreach(names, k, nm) want =
-            want || (json_is_string(nm) && strcmp(json_string_value(nm), ps[i].name) == 0);
-        if (want) {
+        if (wanted(names, ps[i].name)) {
             json_t *cfg = json_loads(ps[i].config_json, 0, NULL);
             json_array_append_new(
                 items, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:f}", "PolicyARN",

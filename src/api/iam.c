@@ -198,6 +198,16 @@ static kn_status answer(kn_api_call *c, const char *elem, const char *json)
     return KN_OK;
 }
 
+/* The end of an operation that answers nothing but its request id: the
+ * empty answer when s is KN_OK; the arguments freed either way. */
+static kn_status finish(kn_api_call *c, args *a, kn_status s)
+{
+    if (!s)
+        answer(c, NULL, NULL);
+    args_free(a);
+    return s;
+}
+
 /* Answers a listing: <elem><member>record</member>...</elem> and
  * IsTruncated (kennel answers every listing in one page). With only set,
  * each member is that one string member of the record (PolicyNames). */
@@ -290,10 +300,7 @@ kn_status kn_iam__delete_access_key(kn_api_call *c)
     if (!s && !(s = get(c, &a, "AccessKeyId", 128, true, &key)) &&
         !(s = user_or_self(c, &a, &name)))
         s = iam_error(c, kn_iam_access_key_delete(c->api->iam, name, key, &c->err));
-    if (!s)
-        answer(c, NULL, NULL);
-    args_free(&a);
-    return s;
+    return finish(c, &a, s);
 }
 
 kn_status kn_iam__list_access_keys(kn_api_call *c)
@@ -354,10 +361,7 @@ kn_status kn_iam__delete_role(kn_api_call *c)
     kn_status s = need_iam(c);
     if (!s && !(s = get(c, &a, "RoleName", 64, true, &name)))
         s = iam_error(c, kn_iam_role_delete(c->api->iam, name, &c->err));
-    if (!s)
-        answer(c, NULL, NULL);
-    args_free(&a);
-    return s;
+    return finish(c, &a, s);
 }
 
 static kn_status put_inline(kn_api_call *c, const char *kind, const char *owner_key)
@@ -370,10 +374,7 @@ static kn_status put_inline(kn_api_call *c, const char *kind, const char *owner_
         !(s = get(c, &a, "PolicyDocument", KN_POLICY_MAX_BYTES, true, &doc)) &&
         !(s = check_policy(c, doc, KN_POLICY_IDENTITY)))
         s = iam_error(c, kn_iam_inline_put(c->api->iam, kind, owner, pname, doc, &c->err));
-    if (!s)
-        answer(c, NULL, NULL);
-    args_free(&a);
-    return s;
+    return finish(c, &a, s);
 }
 
 kn_status kn_iam__put_role_policy(kn_api_call *c)
@@ -422,10 +423,7 @@ kn_status kn_iam__delete_role_policy(kn_api_call *c)
     if (!s && !(s = get(c, &a, "RoleName", 64, true, &owner)) &&
         !(s = get(c, &a, "PolicyName", 128, true, &pname)))
         s = iam_error(c, kn_iam_inline_delete(c->api->iam, "role", owner, pname, &c->err));
-    if (!s)
-        answer(c, NULL, NULL);
-    args_free(&a);
-    return s;
+    return finish(c, &a, s);
 }
 
 kn_status kn_iam__create_policy(kn_api_call *c)
@@ -457,10 +455,7 @@ static kn_status attach(kn_api_call *c, const char *kind, const char *owner_key,
         !(s = get(c, &a, "PolicyArn", 2048, true, &arn)))
         s = iam_error(c, detach ? kn_iam_policy_detach(c->api->iam, kind, owner, arn, &c->err)
                                 : kn_iam_policy_attach(c->api->iam, kind, owner, arn, &c->err));
-    if (!s)
-        answer(c, NULL, NULL);
-    args_free(&a);
-    return s;
+    return finish(c, &a, s);
 }
 
 kn_status kn_iam__attach_role_policy(kn_api_call *c)

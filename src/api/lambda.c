@@ -14,39 +14,29 @@
 #include <string.h>
 #include <strings.h>
 
-/* Maps a fn status onto Lambda's error names. */
+/* Maps a fn status onto Lambda's error names; anything else is a
+ * ServiceException (500). */
 static kn_status lambda_err(kn_api_call *c, kn_status s)
 {
-    switch (s) {
-    case KN_NOT_FOUND:
-        c->err_code = "ResourceNotFoundException";
-        c->err_http = 404;
-        break;
-    case KN_RESOURCE_NOT_FOUND:
-        c->err_code = "ProvisionedConcurrencyConfigNotFoundException";
-        c->err_http = 404;
-        break;
-    case KN_EXISTS:
-        c->err_code = "ResourceConflictException";
-        c->err_http = 409;
-        break;
-    case KN_INVALID:
-        c->err_code = "InvalidParameterValueException";
-        c->err_http = 400;
-        break;
-    case KN_SHAPE:
-        c->err_code = "ValidationException";
-        c->err_http = 400;
-        break;
-    case KN_BAD_FORMAT:
-        c->err_code = "InvalidRequestContentException";
-        c->err_http = 400;
-        break;
-    default:
-        c->err_code = "ServiceException";
-        c->err_http = 500;
-        break;
-    }
+    static const struct {
+        kn_status s;
+        const char *code;
+        int http;
+    } map[] = {
+        {KN_NOT_FOUND, "ResourceNotFoundException", 404},
+        {KN_RESOURCE_NOT_FOUND, "ProvisionedConcurrencyConfigNotFoundException", 404},
+        {KN_EXISTS, "ResourceConflictException", 409},
+        {KN_INVALID, "InvalidParameterValueException", 400},
+        {KN_SHAPE, "ValidationException", 400},
+        {KN_BAD_FORMAT, "InvalidRequestContentException", 400},
+    };
+    c->err_code = "ServiceException";
+    c->err_http = 500;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].s == s) {
+            c->err_code = map[i].code;
+            c->err_http = map[i].http;
+        }
     json_decref(c->err_extra);
     c->err_extra = json_pack("{s:s, s:s}", "Type", "User", "message", c->err.msg);
     return s;

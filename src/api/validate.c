@@ -88,19 +88,28 @@ static size_t utf8_len(const char *s)
     return n;
 }
 
+/* obj's member `member`, its path (prefix.member) in path: NULL when it is
+ * absent or null, after the "must not be null" failure when required. */
+static json_t *member_of(kn_val *v, json_t *obj, const char *prefix, const char *member,
+                         bool required, char path[256])
+{
+    kn_val_path(path, 256, prefix, member);
+    json_t *j = json_object_get(obj, member);
+    if (j && !json_is_null(j))
+        return j;
+    if (required)
+        kn_val_fail(v, "Value null at '%s' failed to satisfy constraint: Member must not be null",
+                    path);
+    return NULL;
+}
+
 const char *kn_val_str(kn_val *v, json_t *obj, const char *prefix, const char *member,
                        const kn_val_str_spec *spec)
 {
     char path[256];
-    kn_val_path(path, sizeof path, prefix, member);
-    json_t *j = json_object_get(obj, member);
-    if (!j || json_is_null(j)) {
-        if (spec->required)
-            kn_val_fail(v, "Value null at '%s' failed to satisfy constraint: Member must not be "
-                           "null",
-                        path);
+    json_t *j = member_of(v, obj, prefix, member, spec->required, path);
+    if (!j)
         return NULL;
-    }
     if (!json_is_string(j)) {
         ser_fail(v, path, "a string");
         return NULL;
@@ -162,15 +171,9 @@ bool kn_val_int(kn_val *v, json_t *obj, const char *prefix, const char *member, 
                 long long min, long long max, long long *out)
 {
     char path[256];
-    kn_val_path(path, sizeof path, prefix, member);
-    json_t *j = json_object_get(obj, member);
-    if (!j || json_is_null(j)) {
-        if (required)
-            kn_val_fail(v, "Value null at '%s' failed to satisfy constraint: Member must not be "
-                           "null",
-                        path);
+    json_t *j = member_of(v, obj, prefix, member, required, path);
+    if (!j)
         return false;
-    }
     if (!json_is_integer(j)) {
         ser_fail(v, path, "an integer");
         return false;
@@ -196,15 +199,9 @@ bool kn_val_num(kn_val *v, json_t *obj, const char *prefix, const char *member, 
                 double min, double *out)
 {
     char path[256];
-    kn_val_path(path, sizeof path, prefix, member);
-    json_t *j = json_object_get(obj, member);
-    if (!j || json_is_null(j)) {
-        if (required)
-            kn_val_fail(v, "Value null at '%s' failed to satisfy constraint: Member must not be "
-                           "null",
-                        path);
+    json_t *j = member_of(v, obj, prefix, member, required, path);
+    if (!j)
         return false;
-    }
     if (!json_is_number(j)) {
         ser_fail(v, path, "a number");
         return false;
@@ -223,9 +220,8 @@ bool kn_val_num(kn_val *v, json_t *obj, const char *prefix, const char *member, 
 bool kn_val_bool(kn_val *v, json_t *obj, const char *prefix, const char *member, bool *out)
 {
     char path[256];
-    kn_val_path(path, sizeof path, prefix, member);
-    json_t *j = json_object_get(obj, member);
-    if (!j || json_is_null(j))
+    json_t *j = member_of(v, obj, prefix, member, false, path);
+    if (!j)
         return false;
     if (!json_is_boolean(j)) {
         ser_fail(v, path, "a boolean");
@@ -239,15 +235,9 @@ json_t *kn_val_obj(kn_val *v, json_t *obj, const char *prefix, const char *membe
                    bool required)
 {
     char path[256];
-    kn_val_path(path, sizeof path, prefix, member);
-    json_t *j = json_object_get(obj, member);
-    if (!j || json_is_null(j)) {
-        if (required)
-            kn_val_fail(v, "Value null at '%s' failed to satisfy constraint: Member must not be "
-                           "null",
-                        path);
+    json_t *j = member_of(v, obj, prefix, member, required, path);
+    if (!j)
         return NULL;
-    }
     if (!json_is_object(j)) {
         ser_fail(v, path, "an object");
         return NULL;
@@ -259,15 +249,9 @@ json_t *kn_val_list(kn_val *v, json_t *obj, const char *prefix, const char *memb
                     bool required, size_t min, size_t max)
 {
     char path[256];
-    kn_val_path(path, sizeof path, prefix, member);
-    json_t *j = json_object_get(obj, member);
-    if (!j || json_is_null(j)) {
-        if (required)
-            kn_val_fail(v, "Value null at '%s' failed to satisfy constraint: Member must not be "
-                           "null",
-                        path);
+    json_t *j = member_of(v, obj, prefix, member, required, path);
+    if (!j)
         return NULL;
-    }
     if (!json_is_array(j)) {
         ser_fail(v, path, "a list");
         return NULL;
@@ -291,9 +275,8 @@ json_t *kn_val_list(kn_val *v, json_t *obj, const char *prefix, const char *memb
 bool kn_val_time(kn_val *v, json_t *obj, const char *prefix, const char *member, double *out)
 {
     char path[256];
-    kn_val_path(path, sizeof path, prefix, member);
-    json_t *j = json_object_get(obj, member);
-    if (!j || json_is_null(j))
+    json_t *j = member_of(v, obj, prefix, member, false, path);
+    if (!j)
         return false;
     if (!json_is_number(j)) {
         ser_fail(v, path, "a timestamp in epoch seconds");

@@ -804,7 +804,12 @@ kn_status kn_fn_alias_delete(kn_fn *f, const char *name, const char *alias, kn_e
     return s;
 }
 
-kn_status kn_fn_alias_list(kn_fn *f, const char *name, json_t **out, kn_err *e)
+/* The entries of one object member of a function's document ("aliases",
+ * "pc") as an array, each in its API form from entry(); the function's
+ * ResourceNotFound without it. */
+typedef json_t *(*entry_fn)(kn_fn *f, const char *name, const char *key, json_t *v);
+static kn_status list_entries(kn_fn *f, const char *name, const char *member, entry_fn entry,
+                              json_t **out, kn_err *e)
 {
     *out = NULL;
     pthread_mutex_lock(&f->mu);
@@ -812,13 +817,26 @@ kn_status kn_fn_alias_list(kn_fn *f, const char *name, json_t **out, kn_err *e)
     if (doc) {
         json_t *arr = json_array();
         const char *k;
-        json_t *al;
-        json_object_foreach(json_object_get(doc, "aliases"), k, al)
-            json_array_append_new(arr, alias_out(al));
+        json_t *v;
+        json_object_foreach(json_object_get(doc, member), k, v)
+            json_array_append_new(arr, entry(f, name, k, v));
         *out = arr;
     }
     pthread_mutex_unlock(&f->mu);
     return doc ? KN_OK : not_found(f, name, NULL, e);
+}
+
+static json_t *alias_entry(kn_fn *f, const char *name, const char *key, json_t *v)
+{
+    (void)f;
+    (void)name;
+    (void)key;
+    return alias_out(v);
+}
+
+kn_status kn_fn_alias_list(kn_fn *f, const char *name, json_t **out, kn_err *e)
+{
+    return list_entries(f, name, "aliases", alias_entry, out, e);
 }
 
 /* -------------------------------------------------------- concurrency */
@@ -992,19 +1010,7 @@ kn_status kn_fn_provisioned_delete(kn_fn *f, const char *name, const char *quali
 
 kn_status kn_fn_provisioned_list(kn_fn *f, const char *name, json_t **out, kn_err *e)
 {
-    *out = NULL;
-    pthread_mutex_lock(&f->mu);
-    json_t *doc = doc_of(f, name);
-    if (doc) {
-        json_t *arr = json_array();
-        const char *k;
-        json_t *cfg;
-        json_object_foreach(json_object_get(doc, "pc"), k, cfg)
-            json_array_append_new(arr, pc_out(f, name, k, cfg));
-        *out = arr;
-    }
-    pthread_mutex_unlock(&f->mu);
-    return doc ? KN_OK : not_found(f, name, NULL, e);
+    return list_entries(f, name, "pc", pc_out, out, e);
 }
 
 json_t *kn_fn_account(kn_fn *f)

@@ -102,6 +102,11 @@ bool kn_jobs__is_name(const char *s, size_t max);
  * does (key with a lower-case first letter). */
 kn_status kn_jobs__name_arg(json_t *in, const char *key, size_t max, const char **name,
                             kn_err *e);
+/* A Describe operation: the name member `key` of `in`, the stored document
+ * from get(), its public copy in *out. */
+typedef kn_status (*kn_jobs_get_fn)(kn_jobs *j, const char *name, json_t **doc, kn_err *e);
+kn_status kn_jobs__describe(kn_jobs *j, json_t *in, const char *key, size_t max,
+                            kn_jobs_get_fn get, json_t **out, kn_err *e);
 /* Sorts (SortBy/SortOrder of `in`; "Name" means name_key, "Status" the
  * status member, "FinalObjectiveMetricValue" the objective), pages
  * (MaxResults, NextToken = decimal offset) a list of summaries. */

@@ -150,6 +150,19 @@ kn_status kn_jobs__name_arg(json_t *in, const char *key, size_t max, const char 
     return kn_jobs__name_error(*name, member, max, e);
 }
 
+kn_status kn_jobs__describe(kn_jobs *j, json_t *in, const char *key, size_t max,
+                            kn_jobs_get_fn get, json_t **out, kn_err *e)
+{
+    const char *name;
+    json_t *doc;
+    kn_status s = kn_jobs__name_arg(in, key, max, &name, e);
+    if (s || (s = get(j, name, &doc, e)))
+        return s;
+    *out = kn_jobs__public(doc);
+    json_decref(doc);
+    return KN_OK;
+}
+
 static kn_status need(json_t *o, const char *k, json_type type, const char *path, json_t **out,
                       bool required, kn_err *e)
 {
@@ -1423,17 +1436,7 @@ static kn_status create_training(kn_jobs *j, json_t *in, json_t **out, kn_err *e
 
 static kn_status describe_training(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name;
-    kn_status s = kn_jobs__name_arg(in, "TrainingJobName", 63, &name, e);
-    if (s)
-        return s;
-    json_t *doc;
-    s = kn_jobs__training_get(j, name, &doc, e);
-    if (s)
-        return s;
-    *out = kn_jobs__public(doc);
-    json_decref(doc);
-    return KN_OK;
+    return kn_jobs__describe(j, in, "TrainingJobName", 63, kn_jobs__training_get, out, e);
 }
 
 static kn_status stop_training(kn_jobs *j, json_t *in, json_t **out, kn_err *e)

@@ -886,17 +886,7 @@ static kn_status get_doc(kn_jobs *j, const char *name, json_t **doc, kn_err *e)
 
 static kn_status describe(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
 {
-    const char *name;
-    kn_status s = kn_jobs__name_arg(in, "HyperParameterTuningJobName", 32, &name, e);
-    if (s)
-        return s;
-    json_t *doc;
-    s = get_doc(j, name, &doc, e);
-    if (s)
-        return s;
-    *out = kn_jobs__public(doc);
-    json_decref(doc);
-    return KN_OK;
+    return kn_jobs__describe(j, in, "HyperParameterTuningJobName", 32, get_doc, out, e);
 }
 
 static kn_status stop(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
