@@ -1,4 +1,4 @@
-# What the shell server tests share; source it from a test with
+# What the shell tests share; source it from a test with
 #   . "$(dirname "$0")/../kn_testlib.sh"
 # It sets kennel (from KN_BIN), makes $tmp (removed at exit, with the
 # server started by kn_start_server stopped first) and keeps the check tally.
@@ -19,6 +19,12 @@ check() { # check NAME COMMAND...
   local name=$1
   shift
   if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
+}
+
+# kn_done: the tally line; its status is the test's (last command of a test)
+kn_done() {
+  echo "$pass passed, $fail failed"
+  [ "$fail" -eq 0 ]
 }
 
 # kn_need_aws / kn_need_pil: exit 77 (skip) with the reason when absent

@@ -13,15 +13,7 @@ py=/usr/bin/python3
 tool="$src/scripts/api_routes.py"
 api="$src/src/api/api.c"
 doc="$src/docs/API.md"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 
 "$py" "$tool" --src "$api" >"$tmp/routes.tsv"
 check "route table parses" test -s "$tmp/routes.tsv"
@@ -58,5 +50,4 @@ bad_page "unnamed unsupported member" "$tmp/no-member.md" "ShadowProductionVaria
 { cat "$doc"; printf '\n| `CreateNotebookInstance` | not a route |\n'; } >"$tmp/extra.md"
 bad_page "row without a route" "$tmp/extra.md" "CreateNotebookInstance"
 
-echo "$pass passed, $fail failed"
-test "$fail" -eq 0
+kn_done

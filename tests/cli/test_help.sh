@@ -8,16 +8,7 @@
 #    `kennel tune results ...`) answers --help the same way;
 #  - `kennel` alone and an unknown command exit 2.
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 
 # a daemon is never needed for --help: point clients at a closed port
 export KENNEL_ENDPOINT=http://127.0.0.1:9
@@ -67,5 +58,4 @@ rc=0
 check "unknown command exits 2" test "$rc" -eq 2
 check "unknown command named" grep -q "no-such-command" "$tmp/err"
 
-echo "$pass passed, $fail failed"
-test "$fail" -eq 0
+kn_done

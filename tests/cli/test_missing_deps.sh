@@ -8,15 +8,7 @@
 #     exit 1 and a line with the apt-get command to run by hand.
 set -u
 src=${KN_SOURCE_DIR:?KN_SOURCE_DIR not set}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 has() { grep -qF -- "$2" "$1"; }
 
 mkdir "$tmp/empty-pc"
@@ -51,5 +43,4 @@ check "install-deps: the command to run" has "$tmp/deps.out" "apt-get install wr
 if [ $fail -ne 0 ]; then
   echo "--- cmake"; tail -20 "$tmp/cmake.out"; echo "--- install-deps"; cat "$tmp/deps.out"
 fi
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+kn_done

@@ -8,16 +8,7 @@
 #  - an image declaring more pixels than --max-pixels is refused;
 #  - model inspect reports parameters and FLOPs; usage errors exit 2.
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 
 # images: a generated PNG and JPEG-free inputs so the test runs on a bare clone
 /usr/bin/python3 - "$tmp" <<'PY'
@@ -115,5 +106,4 @@ check "wrong head names the head tensor" grep -q "fc.weight" "$tmp/nohead.err"
 "$kennel" frobnicate 2> /dev/null
 check "unknown command exit 2" test $? -eq 2
 
-echo "$pass passed, $fail failed"
-test $fail -eq 0
+kn_done

@@ -7,16 +7,7 @@
 #  - a flat layout is split by --seed/--split and says so;
 #  - usage errors exit 2, --help exits 0, working failures exit 1.
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 
 "$kennel" dataset synth "$tmp/syn" --classes 3 --per-class 8 --seed 2 > "$tmp/synth.out"
 check "synth exit 0" test $? -eq 0
@@ -92,5 +83,4 @@ cp "$tmp/same/train/01.red_circle/train_0001.jpg" "$tmp/mism/train/a/"
 check "mismatch exit 1" test $? -eq 1
 check "mismatch named" grep -q "$tmp/mism/valid/b" "$tmp/mism.err"
 
-echo "$pass passed, $fail failed"
-test "$fail" -eq 0
+kn_done
