@@ -111,12 +111,8 @@ kn_status kn_registry_job_put(kn_registry *r, kn_job_kind kind, const kn_job_row
         s = kn_registry__sqlite_err(r, rc, "store job", e);
         goto out;
     }
-    s = kn_registry__commit(r, e);
 out:
-    sqlite3_finalize(st);
-    if (s)
-        kn_registry__rollback(r);
-    pthread_mutex_unlock(&r->mu);
+    s = kn_registry__write_end(r, st, s, e);
     return s;
 }
 

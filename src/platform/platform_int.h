@@ -35,6 +35,10 @@ kn_status kn_registry__sqlite_err(kn_registry *r, int rc, const char *what, kn_e
 kn_status kn_registry__begin(kn_registry *r, kn_err *e);
 kn_status kn_registry__commit(kn_registry *r, kn_err *e);
 void kn_registry__rollback(kn_registry *r);
+/* The end of a write transaction under r->mu: committed when s is KN_OK,
+ * st finalized, rolled back when s (or the commit) failed, r->mu released;
+ * returns the outcome. */
+kn_status kn_registry__write_end(kn_registry *r, sqlite3_stmt *st, kn_status s, kn_err *e);
 
 /* Prepares `sql` (the caller holds r->mu); KN_IO etc. on failure. */
 kn_status kn_registry__prepare(kn_registry *r, const char *sql, sqlite3_stmt **st, kn_err *e);

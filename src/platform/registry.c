@@ -228,6 +228,17 @@ void kn_registry__rollback(kn_registry *r)
         sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+kn_status kn_registry__write_end(kn_registry *r, sqlite3_stmt *st, kn_status s, kn_err *e)
+{
+    if (!s)
+        s = kn_registry__commit(r, e);
+    sqlite3_finalize(st);
+    if (s)
+        kn_registry__rollback(r);
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
 char *kn_registry__col_strdup(sqlite3_stmt *st, int col, bool *oom)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL)

@@ -165,12 +165,8 @@ kn_status kn_registry_model_create(kn_registry *r, kn_model_rec *m, kn_err *e)
         s = kn_registry__sqlite_err(r, rc, "insert model", e);
         goto out;
     }
-    s = kn_registry__commit(r, e);
 out:
-    sqlite3_finalize(st);
-    if (s)
-        kn_registry__rollback(r);
-    pthread_mutex_unlock(&r->mu);
+    s = kn_registry__write_end(r, st, s, e);
     if (s) {
         free(arn_copy);
         return s;
@@ -257,12 +253,8 @@ static kn_status delete_named(kn_registry *r, const char *table, const char *typ
         s = kn_err_set(e, KN_NOT_FOUND, "Could not find %s \"%s\".", what, arn);
         goto out;
     }
-    s = kn_registry__commit(r, e);
 out:
-    sqlite3_finalize(st);
-    if (s)
-        kn_registry__rollback(r);
-    pthread_mutex_unlock(&r->mu);
+    s = kn_registry__write_end(r, st, s, e);
     return s;
 }
 
@@ -491,12 +483,8 @@ kn_status kn_registry_endpoint_config_create(kn_registry *r, kn_endpoint_config_
             goto out;
         }
     }
-    s = kn_registry__commit(r, e);
 out:
-    sqlite3_finalize(st);
-    if (s)
-        kn_registry__rollback(r);
-    pthread_mutex_unlock(&r->mu);
+    s = kn_registry__write_end(r, st, s, e);
     if (s) {
         free(arn_copy);
         return s;

@@ -350,12 +350,8 @@ kn_status kn_registry_policy_put(kn_registry *r, const kn_scaling_policy_rec *p,
         s = kn_registry__sqlite_err(r, rc, "write scaling policy", e);
         goto out;
     }
-    s = kn_registry__commit(r, e);
 out:
-    sqlite3_finalize(st);
-    if (s)
-        kn_registry__rollback(r);
-    pthread_mutex_unlock(&r->mu);
+    s = kn_registry__write_end(r, st, s, e);
     return s;
 }
 
