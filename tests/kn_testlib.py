@@ -5,8 +5,10 @@ botocore-signed requests.  A test imports it with
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import kn_testlib as lib
 and reads lib.failures / lib.checks at the end."""
+import http.server
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -106,3 +108,35 @@ def signed(url, method, path, service, key, secret, body=b"", headers=None):
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def serve_bytes(files, redirects=None, content_type="application/octet-stream"):
+    """A threaded HTTP server on a free loopback port: GET path answers
+    files[path] (files[None] for any other path), a 302 to redirects[path],
+    else 404. Returns the server (port: server.server_address[1]; stop it
+    with shutdown())."""
+    redirects = redirects or {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path in redirects:
+                self.send_response(302)
+                self.send_header("Location", redirects[self.path])
+                self.end_headers()
+                return
+            body = files.get(self.path, files.get(None))
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv

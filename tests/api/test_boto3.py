@@ -23,7 +23,6 @@ on a free loopback port, in a fresh data dir:
     does not load rolls back to the serving configuration.
 """
 import http.client
-import http.server
 import json
 import os
 import signal
@@ -33,6 +32,9 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import kn_testlib as lib  # noqa: E402
 
 KN = os.environ.get("KN_BIN")
 failures = 0
@@ -76,19 +78,7 @@ def main():
     jpeg = open(f"{d}/x.jpg", "rb").read()
 
     # an image server for {"url": ...} bodies
-    class Img(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(jpeg)))
-            self.end_headers()
-            self.wfile.write(jpeg)
-
-        def log_message(self, *a):
-            pass
-
-    img_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Img)
-    threading.Thread(target=img_srv.serve_forever, daemon=True).start()
+    img_srv = lib.serve_bytes({None: jpeg}, content_type="image/jpeg")
 
     ready = f"{d}/ready"
     log = open(f"{d}/server.err", "wb")

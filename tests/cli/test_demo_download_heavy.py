@@ -12,7 +12,6 @@ the weights a ResNet-50 of torchvision names written by `kennel model package
     without the network (the mirror is gone by then);
   - an archive that is not dogImages is refused in one line that says so, and
     the demo falls back to the local data; nothing half-unpacked is kept."""
-import http.server
 import io
 import json
 import os
@@ -53,28 +52,6 @@ def dog_images_zip(path):
                     z.writestr(name, jpeg(rng, shades[b]))
 
 
-class Mirror(http.server.BaseHTTPRequestHandler):
-    files = {}
-
-    def do_GET(self):
-        if self.path == "/hf/resnet50":  # the public URL redirects to a CDN
-            self.send_response(302)
-            self.send_header("Location", "/cdn/model.safetensors")
-            self.end_headers()
-            return
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
-
-
 def run_until(cmd, env, line_has, timeout=60):
     """Starts cmd, reads its output until a line contains line_has, then
     stops it; returns the output so far."""
@@ -113,15 +90,15 @@ def main():
                         "--classes", "1000", "--out", f"{d}/rn50"], capture_output=True, text=True)
     if not lib.check("random ResNet-50 written", r.returncode == 0, r.stderr[-500:]):
         return 1
-    Mirror.files = {"/cdn/model.safetensors": open(f"{d}/rn50/model.safetensors", "rb").read(),
-                    "/s3/dogImages.zip": open(f"{d}/dogImages.zip", "rb").read(),
-                    "/s3/other.zip": b""}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("cats/train/a/1.jpg", b"x")
-    Mirror.files["/s3/other.zip"] = buf.getvalue()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    files = {"/cdn/model.safetensors": open(f"{d}/rn50/model.safetensors", "rb").read(),
+             "/s3/dogImages.zip": open(f"{d}/dogImages.zip", "rb").read(),
+             "/s3/other.zip": buf.getvalue()}
+    # the public weights URL answers with a redirect to a CDN: so does the mirror
+    mirror = {"files": files, "redirects": {"/hf/resnet50": "/cdn/model.safetensors"}}
+    httpd = lib.serve_bytes(**mirror)
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
 
     cache = f"{d}/cache"
@@ -163,7 +140,7 @@ def main():
               and sorted(os.listdir(f"{dl}/dogImages/train")) == BREEDS)
     lib.check("weights byte for byte",
               open(f"{dl}/resnet50.tv_in1k.safetensors", "rb").read()
-              == Mirror.files["/cdn/model.safetensors"])
+              == files["/cdn/model.safetensors"])
 
     # the mirror is gone: a second run takes both from the cache
     httpd.shutdown()
@@ -179,8 +156,7 @@ def main():
 
     # an archive that is not dogImages: one line, the local data instead
     shutil.rmtree(dl)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = lib.serve_bytes(**mirror)
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
     env.update(KENNEL_RESNET50_URL=f"{base}/hf/resnet50",
                KENNEL_DOGIMAGES_URL=f"{base}/s3/other.zip")

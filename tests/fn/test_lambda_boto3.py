@@ -17,7 +17,6 @@
     Python bootstrap), when boto3 is importable by /usr/bin/python3.
 """
 import base64
-import http.server
 import json
 import os
 import shutil
@@ -27,6 +26,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import kn_testlib as lib  # noqa: E402
 
 KN = os.environ.get("KN_BIN")
 BUILD = os.environ.get("KN_BUILD_DIR", "")
@@ -70,19 +72,7 @@ def main():
     Image.new("RGB", (64, 48), (200, 120, 30)).save(f"{d}/x.jpg", quality=90)
     jpeg = open(f"{d}/x.jpg", "rb").read()
 
-    class Img(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(jpeg)))
-            self.end_headers()
-            self.wfile.write(jpeg)
-
-        def log_message(self, *a):
-            pass
-
-    img_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Img)
-    threading.Thread(target=img_srv.serve_forever, daemon=True).start()
+    img_srv = lib.serve_bytes({None: jpeg}, content_type="image/jpeg")
 
     zips = {}
     for name in ("testfn", "dog-breed"):
