@@ -59,6 +59,7 @@ struct kn_tuning {
     bool early_stopping;
     bool hyperband;
     bool stop;
+    bool completing;         /* a completion criterion was met: stop the children, Completed */
     bool done;
 };
 

@@ -113,6 +113,47 @@ static bool better(kn_tuning *t, double a, double b)
     return t->maximize ? a > b : a < b;
 }
 
+/* The children with an objective, in the order they ended. */
+static int cmp_end(const void *a, const void *b)
+{
+    double x = json_number_value(json_object_get(*(json_t *const *)a, "TrainingEndTime"));
+    double y = json_number_value(json_object_get(*(json_t *const *)b, "TrainingEndTime"));
+    return (x > y) - (x < y);
+}
+
+/* TuningJobCompletionDetails.NumberOfTrainingJobsObjectiveNotImproving: of
+ * the children with an objective, taken in the order they ended, how many
+ * came after the last one that improved the best by more than 1 %. */
+static int not_improving(kn_tuning *t)
+{
+    size_t n = json_object_size(t->sums), k = 0;
+    json_t **v = calloc(n ? n : 1, sizeof *v);
+    if (!v)
+        return 0;
+    const char *key;
+    json_t *s;
+    json_object_foreach(t->sums, key, s) if (!strcmp(sget(s, "ObjectiveStatus"), "Succeeded"))
+        v[k++] = s;
+    qsort(v, k, sizeof *v, cmp_end);
+    int count = 0;
+    double best = 0;
+    for (size_t i = 0; i < k; i++) {
+        double x = json_number_value(json_object_get(
+            json_object_get(v[i], "FinalHyperParameterTuningJobObjectiveMetric"), "Value"));
+        double margin = 0.01 * fabs(best);
+        if (i == 0 || (t->maximize ? x > best + margin : x < best - margin)) {
+            best = i == 0 || better(t, x, best) ? x : best;
+            count = 0;
+        } else {
+            count++;
+            if (better(t, x, best))
+                best = x;
+        }
+    }
+    free(v);
+    return count;
+}
+
 /* Counters and BestTrainingJob from the summaries. */
 static void refresh(kn_jobs *j, kn_tuning *t)
 {
@@ -169,7 +210,53 @@ static void refresh(kn_jobs *j, kn_tuning *t)
         if (ob)
             json_object_set_new(d, "OverallBestTrainingJob", json_deep_copy(ob));
     }
-    json_object_set_new(d, "LastModifiedTime", json_real(kn_jobs__now(j)));
+    double now = kn_jobs__now(j);
+    json_t *end = json_object_get(d, "HyperParameterTuningEndTime");
+    double ran = (end ? json_number_value(end) : now) -
+                 json_number_value(json_object_get(d, "CreationTime"));
+    json_object_set_new(d, "ConsumedResources",
+                        json_pack("{s:i}", "RuntimeInSeconds", (int)(ran > 0 ? ran : 0)));
+    json_object_set_new(d, "TuningJobCompletionDetails",
+                        json_pack("{s:i}", "NumberOfTrainingJobsObjectiveNotImproving",
+                                  not_improving(t)));
+    json_object_set_new(d, "LastModifiedTime", json_real(now));
+}
+
+/* Whether a completion criterion of the tuning job is met (ResourceLimits.
+ * MaxRuntimeInSeconds, TuningJobCompletionCriteria.TargetObjectiveMetricValue
+ * or BestObjectiveNotImproving); why, for the log. */
+static bool criterion_met(kn_jobs *j, kn_tuning *t, char *why, size_t n)
+{
+    json_t *cfg = json_object_get(t->doc, "HyperParameterTuningJobConfig");
+    json_t *limit = json_object_get(json_object_get(cfg, "ResourceLimits"), "MaxRuntimeInSeconds");
+    double ran = kn_jobs__now(j) - json_number_value(json_object_get(t->doc, "CreationTime"));
+    if (limit && ran >= (double)json_integer_value(limit)) {
+        snprintf(why, n, "MaxRuntimeInSeconds (%lld s) reached",
+                 (long long)json_integer_value(limit));
+        return true;
+    }
+    json_t *cc = json_object_get(cfg, "TuningJobCompletionCriteria");
+    json_t *target = json_object_get(cc, "TargetObjectiveMetricValue");
+    json_t *best = json_object_get(json_object_get(t->doc, "BestTrainingJob"),
+                                   "FinalHyperParameterTuningJobObjectiveMetric");
+    if (target && best) {
+        double bv = json_number_value(json_object_get(best, "Value"));
+        double tv = json_number_value(target);
+        if (t->maximize ? bv >= tv : bv <= tv) {
+            snprintf(why, n, "the best objective %g reached TargetObjectiveMetricValue %g", bv, tv);
+            return true;
+        }
+    }
+    json_t *ni = json_object_get(json_object_get(cc, "BestObjectiveNotImproving"),
+                                 "MaxNumberOfTrainingJobsNotImproving");
+    int count = not_improving(t);
+    if (ni && count >= json_integer_value(ni)) {
+        snprintf(why, n, "%d training jobs in a row did not improve the best objective by more "
+                 "than 1 %% (MaxNumberOfTrainingJobsNotImproving %lld)",
+                 count, (long long)json_integer_value(ni));
+        return true;
+    }
+    return false;
 }
 
 static void store(kn_jobs *j, kn_tuning *t)
@@ -362,6 +449,42 @@ static kn_status create(kn_jobs *j, json_t *in, json_t **out, kn_err *e)
         return kn_err_set(e, KN_INVALID,
                           "ResourceLimits.MaxNumberOfTrainingJobs is required unless the "
                           "strategy is Grid");
+    json_t *mrt = json_object_get(lim, "MaxRuntimeInSeconds");
+    if (mrt && (!json_is_integer(mrt) || json_integer_value(mrt) < 120 ||
+                json_integer_value(mrt) > 15768000))
+        return kn_err_set(e, KN_INVALID,
+                          "1 validation error detected: Value at "
+                          "'hyperParameterTuningJobConfig.resourceLimits.maxRuntimeInSeconds' "
+                          "failed to satisfy constraint: Member must have value greater than or "
+                          "equal to 120 and less than or equal to 15768000");
+    json_t *cc = json_object_get(cfg, "TuningJobCompletionCriteria");
+    json_t *tov = json_object_get(cc, "TargetObjectiveMetricValue");
+    json_t *ni = json_object_get(json_object_get(cc, "BestObjectiveNotImproving"),
+                                 "MaxNumberOfTrainingJobsNotImproving");
+    const char *conv = sget(json_object_get(cc, "ConvergenceDetected"), "CompleteOnConvergence");
+    if (cc && !json_is_object(cc))
+        return kn_err_set(e, KN_INVALID,
+                          "TuningJobCompletionCriteria must be an object");
+    if (tov && !json_is_number(tov))
+        return kn_err_set(e, KN_INVALID,
+                          "1 validation error detected: Value at "
+                          "'hyperParameterTuningJobConfig.tuningJobCompletionCriteria."
+                          "targetObjectiveMetricValue' failed to satisfy constraint: Member must "
+                          "be a number");
+    if (ni && (!json_is_integer(ni) || json_integer_value(ni) < 3))
+        return kn_err_set(e, KN_INVALID,
+                          "1 validation error detected: Value at "
+                          "'hyperParameterTuningJobConfig.tuningJobCompletionCriteria."
+                          "bestObjectiveNotImproving.maxNumberOfTrainingJobsNotImproving' failed "
+                          "to satisfy constraint: Member must have value greater than or equal "
+                          "to 3");
+    if (conv && strcmp(conv, "Disabled") && strcmp(conv, "Enabled"))
+        return kn_err_set(e, KN_INVALID,
+                          "1 validation error detected: Value '%s' at "
+                          "'hyperParameterTuningJobConfig.tuningJobCompletionCriteria."
+                          "convergenceDetected.completeOnConvergence' failed to satisfy "
+                          "constraint: Member must satisfy enum value set: [Disabled, Enabled]",
+                          conv);
     const char *es = sget(cfg, "TrainingJobEarlyStoppingType");
     if (es && strcmp(es, "Off") && strcmp(es, "Auto"))
         return kn_err_set(e, KN_INVALID,
@@ -686,7 +809,13 @@ void kn_jobs__tuning_tick(kn_jobs *j)
     for (kn_tuning *t = j->tunings; t; t = t->next) {
         if (t->done)
             continue;
-        if (t->stop) {
+        char why[200];
+        if (!t->stop && !t->completing && criterion_met(j, t, why, sizeof why)) {
+            kn_log(KN_LOG_INFO, "tuning job %s: completing: %s; no further training jobs",
+                   t->name, why);
+            t->completing = true;
+        }
+        if (t->stop || t->completing) {
             bool running = false;
             for (kn_run *r = j->runs; r; r = r->next)
                 if (r->tuning == t && !r->done) {
@@ -694,7 +823,7 @@ void kn_jobs__tuning_tick(kn_jobs *j)
                     kn_jobs__run_stop(j, r, "Stopped");
                 }
             if (!running)
-                conclude(j, t, "Stopped");
+                conclude(j, t, t->stop ? "Stopped" : "Completed");
             continue;
         }
         if (t->early_stopping)

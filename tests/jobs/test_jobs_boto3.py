@@ -118,6 +118,26 @@ def error_of(fn, **kw):
     return None, None
 
 
+def raw_call(url, op, body):
+    """A SageMaker JSON 1.1 call signed here, for members Debian's botocore
+    does not know (ResourceLimits.MaxRuntimeInSeconds, BestObjectiveNotImproving,
+    ConsumedResources, TuningJobCompletionDetails): (status, decoded body)."""
+    status, out = lib.signed(url, "POST", "/", "sagemaker", AKID, SECRET,
+                             json.dumps(body).encode(),
+                             {"X-Amz-Target": f"SageMaker.{op}",
+                              "Content-Type": "application/x-amz-json-1.1"})
+    return status, json.loads(out or b"{}")
+
+
+def raw_tuning_done(url, name):
+    def f():
+        st, r = raw_call(url, "DescribeHyperParameterTuningJob",
+                         {"HyperParameterTuningJobName": name})
+        return r if r.get("HyperParameterTuningJobStatus") in ("Completed", "Stopped",
+                                                                "Failed") else None
+    return f
+
+
 def tuning_done(sm, name):
     def f():
         r = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)

@@ -10,7 +10,9 @@ faster (so AWS's 120 s stop grace is 2 s of real time):
     contract's files are in place (hyperparameters.json with string values,
     resourceconfig.json, the channel directory);
   - OpenMP threads sleep between parallel regions (OMP_WAIT_POLICY=PASSIVE)
-    unless the job's Environment chooses otherwise."""
+    unless the job's Environment chooses otherwise;
+  - a tuning job's ResourceLimits.MaxRuntimeInSeconds stops its running
+    trials and completes it."""
 import json
 import os
 import sys
@@ -115,6 +117,24 @@ def main():
         check("stopped after the grace period", r and r["TrainingJobStatus"] == "Stopped", r)
         check("SIGTERM reached the job", "got SIGTERM" in base.signed_get(
             f"{srv.url}/kennel/training-jobs/stubborn/logs").decode())
+
+        # a tuning job's ResourceLimits.MaxRuntimeInSeconds (120 clock seconds =
+        # 2 s here): its running trials are stopped, it completes, no new trial
+        req = base.tuning("tune-budget", n=6, par=2, static={"sleep": "600", "epochs": "3"}, d=d)
+        req["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] = 120
+        st, out = base.raw_call(srv.url, "CreateHyperParameterTuningJob", req)
+        check("tuning job with MaxRuntimeInSeconds created", st == 200, out)
+        res = base.wait(base.raw_tuning_done(srv.url, "tune-budget"), timeout=30)
+        kids = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName="tune-budget")["TrainingJobSummaries"]
+        check("tuning budget: Completed, its two trials stopped, no third",
+              res and res["HyperParameterTuningJobStatus"] == "Completed" and len(kids) == 2 and
+              all(k["TrainingJobStatus"] == "Stopped" for k in kids),
+              (res and res["HyperParameterTuningJobStatus"],
+               [k["TrainingJobStatus"] for k in kids]))
+        check("tuning budget: consumed runtime at least the limit", res and
+              res.get("ConsumedResources", {}).get("RuntimeInSeconds", 0) >= 120,
+              res and res.get("ConsumedResources"))
 
         # MaxRuntimeInSeconds (120 clock seconds = 2 s here)
         job("too-long", 600, max_runtime=120)

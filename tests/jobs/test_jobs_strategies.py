@@ -11,6 +11,11 @@ learning_rate only, best at 0.01):
   - TrainingJobEarlyStoppingType Auto on a per-epoch objective: weak trials
     are stopped early (Stopped, objective kept) and the best job is a trial
     that ran to the end.
+  - completion criteria: TargetObjectiveMetricValue ends the tuning job
+    (Completed) once the best objective reaches it; BestObjectiveNotImproving
+    once that many trials in a row did not improve the best by more than 1 %,
+    with TuningJobCompletionDetails and ConsumedResources in Describe; bad
+    criteria and a MaxRuntimeInSeconds under 120 are refused.
 (RandomSeed is newer than Debian's botocore, so the order is made
 deterministic with Grid rather than a seed.)
 The strategy decisions themselves (Bayesian vs Random on average over seeds,
@@ -110,6 +115,60 @@ def main():
             k["ObjectiveStatus"] == "Succeeded" for k in stopped), stopped)
         best = res["BestTrainingJob"]
         check("best ran to the end", best["TrainingJobStatus"] == "Completed", best)
+
+        # completion criteria, over grids in a known order (MaxParallel 1):
+        # TargetObjectiveMetricValue 0.2 is reached by the second trial (0.01: 0.1)
+        req = base.tuning("target", strategy="Grid", n=5, par=1, static={"sleep": "0.02"},
+                          ranges={"CategoricalParameterRanges": [{
+                              "Name": "learning_rate", "Values": ["0.3", "0.01", "0.001", "0.1",
+                                                                  "1"]}]}, d=d)
+        req["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] = {
+            "TargetObjectiveMetricValue": 0.2}
+        sm.create_hyper_parameter_tuning_job(**req)
+        res = base.wait(base.tuning_done(sm, "target"), timeout=60)
+        kids = kids_of("target")
+        check("target reached: Completed after two trials",
+              res and res["HyperParameterTuningJobStatus"] == "Completed" and len(kids) == 2,
+              (res and res["HyperParameterTuningJobStatus"], [k["TunedHyperParameters"] for k in kids]))
+        check("target reached: the best is the trial that reached it",
+              res["BestTrainingJob"]["TunedHyperParameters"]["learning_rate"] == "0.01",
+              res.get("BestTrainingJob"))
+
+        # BestObjectiveNotImproving 3: the first trial is the best, the next
+        # three do not improve it, the tuning job completes after four
+        # (Debian's botocore lacks the member: the request is signed here)
+        req = base.tuning("plateau", strategy="Grid", n=6, par=1, static={"sleep": "0.02"},
+                          ranges={"CategoricalParameterRanges": [{
+                              "Name": "learning_rate",
+                              "Values": ["0.01", "0.3", "1", "0.0002", "0.02", "0.005"]}]}, d=d)
+        req["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] = {
+            "BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 3}}
+        st, out = base.raw_call(srv.url, "CreateHyperParameterTuningJob", req)
+        check("not-improving criterion accepted", st == 200, out)
+        res = base.wait(base.raw_tuning_done(srv.url, "plateau"), timeout=60)
+        kids = kids_of("plateau")
+        check("not improving: Completed after four trials",
+              res and res["HyperParameterTuningJobStatus"] == "Completed" and len(kids) == 4,
+              (res and res["HyperParameterTuningJobStatus"], len(kids)))
+        check("not improving: the count is reported", res and res.get(
+            "TuningJobCompletionDetails") == {"NumberOfTrainingJobsObjectiveNotImproving": 3},
+              res and res.get("TuningJobCompletionDetails"))
+        check("consumed runtime reported", res and isinstance(
+            res.get("ConsumedResources", {}).get("RuntimeInSeconds"), int), res)
+        for bad, what in (({"BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 2}},
+                           "maxNumberOfTrainingJobsNotImproving"),
+                          ({"ConvergenceDetected": {"CompleteOnConvergence": "Sometimes"}},
+                           "completeOnConvergence")):
+            req["HyperParameterTuningJobName"] = "bad-criteria"
+            req["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] = bad
+            st, out = base.raw_call(srv.url, "CreateHyperParameterTuningJob", req)
+            check(f"bad {what} refused", st == 400 and "ValidationException" in str(out)
+                  and what in out.get("message", out.get("Message", "")), (st, out))
+        req["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] = {}
+        req["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] = 60
+        st, out = base.raw_call(srv.url, "CreateHyperParameterTuningJob", req)
+        check("MaxRuntimeInSeconds under 120 refused", st == 400 and
+              "maxRuntimeInSeconds" in out.get("message", out.get("Message", "")), (st, out))
     except Exception as e:
         import traceback
         traceback.print_exc()
