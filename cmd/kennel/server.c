@@ -53,6 +53,8 @@ static void usage(FILE *f)
             "  --function-idle-ms N  stop a function's idle on-demand environment after N ms\n"
             "                        (default 600000)\n"
             "  --account-concurrency N  functions' account concurrency limit (default 1000)\n"
+            "  --audit-retention-days N  keep audit-log rows N days of the daemon's clock\n"
+            "                        (default 90, as CloudTrail's event history; 0 = forever)\n"
             "  --verbose             log every request\n"
             "\n"
             "Every API request must be signed (SigV4) with a key of the daemon's IAM and be\n"
@@ -103,7 +105,8 @@ int kn_cli_server(int argc, char **argv)
         O_VERBOSE,
         O_NO_AUTH,
         O_FN_IDLE,
-        O_FN_LIMIT
+        O_FN_LIMIT,
+        O_AUDIT_DAYS
     };
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, O_DATA},
@@ -117,6 +120,7 @@ int kn_cli_server(int argc, char **argv)
         {"insecure-no-auth", no_argument, NULL, O_NO_AUTH},
         {"function-idle-ms", required_argument, NULL, O_FN_IDLE},
         {"account-concurrency", required_argument, NULL, O_FN_LIMIT},
+        {"audit-retention-days", required_argument, NULL, O_AUDIT_DAYS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -127,6 +131,7 @@ int kn_cli_server(int argc, char **argv)
     hp.port = 8080;
     const char *ready_file = NULL;
     bool no_auth = false;
+    long audit_days = 90;
     long v;
     optind = 1;
     int c;
@@ -174,6 +179,15 @@ int kn_cli_server(int argc, char **argv)
                 return 2;
             }
             fp.health_interval_ms = (unsigned)v;
+            break;
+        case O_AUDIT_DAYS:
+            if (!parse_long(optarg, 0, 36500, &audit_days)) {
+                fprintf(stderr,
+                        "kennel server: --audit-retention-days '%s' is not in [0, 36500] "
+                        "(0 keeps every row)\n",
+                        optarg);
+                return 2;
+            }
             break;
         case O_FN_IDLE:
             if (!parse_long(optarg, 1, 86400000, &v)) {
@@ -255,6 +269,7 @@ int kn_cli_server(int argc, char **argv)
             fprintf(stderr, "kennel server: %s\n", e.msg);
             goto out;
         }
+        kn_iam_set_audit_retention(iam, (double)audit_days * 86400.0);
         if (created)
             fprintf(stderr,
                     "kennel server: created IAM user admin (AdministratorAccess); its access "

@@ -738,6 +738,10 @@ typedef struct kn_audit_rec {
 KN_API kn_status kn_iam_audit_add(kn_iam *iam, const kn_audit_rec *r, kn_err *e);
 /* Returns once every row added before the call is committed. */
 KN_API void kn_iam_audit_flush(kn_iam *iam);
+/* Keeps audit rows for `seconds` of calendar time, the rows' own (0, the
+ * default: forever): after a commit, at most once a minute, the writer
+ * removes the rows older than the newest it committed minus `seconds`. */
+KN_API void kn_iam_set_audit_retention(kn_iam *iam, double seconds);
 
 typedef struct kn_audit_query {
     double since;           /* 0 = all */

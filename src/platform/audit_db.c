@@ -73,6 +73,40 @@ static void audit_write(kn_iam *iam, kn_iam__audit_row *rows, size_t n)
     pthread_mutex_unlock(&iam->mu);
 }
 
+/* Retention: removes the rows older than cutoff, in rounds of
+ * AUDIT_PURGE_ROWS so that IAM lookups (which need iam->mu) wait for one
+ * round at the most. */
+enum { AUDIT_PURGE_ROWS = 5000 };
+
+static void audit_purge(kn_iam *iam, double cutoff)
+{
+    static const char *del = "DELETE FROM audit_log WHERE rowid IN (SELECT rowid FROM audit_log "
+                             "WHERE time < ?1 ORDER BY time LIMIT 5000)";
+    long total = 0;
+    for (;;) {
+        pthread_mutex_lock(&iam->mu);
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(iam->db, del, -1, &st, NULL), n = 0;
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_double(st, 1, cutoff);
+            rc = sqlite3_step(st);
+            n = sqlite3_changes(iam->db);
+        }
+        if (rc != SQLITE_DONE)
+            kn_log(KN_LOG_WARN, "audit log: removing rows past the retention failed: %s",
+                   sqlite3_errmsg(iam->db));
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&iam->mu);
+        if (rc != SQLITE_DONE)
+            return;
+        total += n;
+        if (n < AUDIT_PURGE_ROWS)
+            break;
+    }
+    if (total)
+        kn_log(KN_LOG_INFO, "audit log: removed %ld rows past the retention", total);
+}
+
 static void free_rows(kn_iam__audit_row *r)
 {
     while (r) {
@@ -109,9 +143,17 @@ static void *audit_writer(void *arg)
         iam->audit_queued = 0;
         iam->audit_flush = false;
         pthread_cond_broadcast(&iam->audit_done_cv); /* room in the queue */
+        double keep = iam->audit_retention_s;
         pthread_mutex_unlock(&iam->audit_mu);
         audit_write(iam, rows, n);
+        double newest = 0;
+        for (kn_iam__audit_row *r = rows; r; r = r->next)
+            newest = r->time > newest ? r->time : newest;
         free_rows(rows);
+        if (keep > 0 && newest - iam->audit_purged_at >= 60) {
+            iam->audit_purged_at = newest;
+            audit_purge(iam, newest - keep);
+        }
         pthread_mutex_lock(&iam->audit_mu);
         iam->audit_written += n;
         pthread_cond_broadcast(&iam->audit_done_cv);
@@ -182,6 +224,13 @@ kn_status kn_iam_audit_add(kn_iam *iam, const kn_audit_rec *r, kn_err *e)
         pthread_cond_signal(&iam->audit_cv);
     pthread_mutex_unlock(&iam->audit_mu);
     return KN_OK;
+}
+
+void kn_iam_set_audit_retention(kn_iam *iam, double seconds)
+{
+    pthread_mutex_lock(&iam->audit_mu);
+    iam->audit_retention_s = seconds > 0 ? seconds : 0;
+    pthread_mutex_unlock(&iam->audit_mu);
 }
 
 void kn_iam_audit_flush(kn_iam *iam)

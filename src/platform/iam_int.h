@@ -37,6 +37,8 @@ struct kn_iam {
     bool audit_flush, audit_stop, audit_running;
     pthread_t audit_thread;
     sqlite3_stmt *audit_insert; /* cached; used under mu */
+    double audit_retention_s;   /* 0 = keep every row */
+    double audit_purged_at;     /* newest row time at the last purge (writer only) */
 };
 
 /* Starts / stops (after writing every queued row) the audit writer. */
