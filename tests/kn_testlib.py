@@ -28,6 +28,36 @@ def check(name, cond, detail=None):
     return cond
 
 
+def begin(key, secret, needs=("boto3",)):
+    """The start of a server test: KN_BIN set and the modules importable,
+    else the reason printed and an exit status (1 or 77, skipped); then the
+    clients' environment (client_env). Returns (TemporaryDirectory, None) or
+    (None, exit status)."""
+    import importlib
+    import tempfile
+    if not KN:
+        print("KN_BIN not set")
+        return None, 1
+    for m in needs:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            print(f"skip: {e} (needs python3-{m.split('.')[0]})")
+            return None, 77
+    client_env(key, secret)
+    return tempfile.TemporaryDirectory(), None
+
+
+def done(server_log=None, tail=6000):
+    """The end of a test: the server's log tail when a check failed, the
+    tally line, and the exit status."""
+    import sys
+    if failures and server_log and os.path.exists(server_log):
+        sys.stdout.write(open(server_log, errors="replace").read()[-tail:])
+    print(f"{checks - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
 def client_env(key, secret, **more):
     """The test's clients use key/secret and nothing from the user's AWS
     setup; the server seeds its administrator key from the same pair."""

@@ -11,7 +11,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -64,16 +63,9 @@ def run(d, days):
 
 
 def main():
-    if not lib.KN:
-        print("KN_BIN not set")
-        return 1
-    try:
-        import botocore  # noqa: F401
-    except ImportError as e:
-        print(f"skip: {e} (needs python3-botocore to sign)")
-        return 77
-    lib.client_env(AKID, SECRET)
-    tmp = tempfile.TemporaryDirectory()
+    tmp, status = lib.begin(AKID, SECRET, needs=("botocore",))
+    if not tmp:
+        return status
     d = tmp.name
     run(d, 1)
     run(d, 0)
@@ -82,10 +74,7 @@ def main():
                        timeout=30)
     lib.check("a negative retention refused", r.returncode == 2 and
               "--audit-retention-days '-1' is not in [0, 36500]" in r.stderr, r.stderr)
-    if lib.failures:
-        sys.stdout.write(open(f"{d}/server.err").read()[-3000:])
-    print(f"{lib.checks - lib.failures} passed, {lib.failures} failed")
-    return 1 if lib.failures else 0
+    return lib.done(f"{d}/server.err")
 
 
 if __name__ == "__main__":

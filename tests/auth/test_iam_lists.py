@@ -15,7 +15,6 @@
 import json
 import os
 import sys
-import tempfile
 import urllib.parse
 import urllib.request
 
@@ -30,14 +29,11 @@ signed = lib.signed
 
 
 def main():
-    try:
-        import boto3
-        from botocore.exceptions import ClientError
-    except ImportError as e:
-        print(f"skip: {e} (needs python3-boto3)")
-        return 77
-    lib.client_env(AKID, SECRET)
-    tmp = tempfile.TemporaryDirectory()
+    tmp, status = lib.begin(AKID, SECRET)
+    if not tmp:
+        return status
+    import boto3
+    from botocore.exceptions import ClientError
     d = tmp.name
     srv = lib.Server(f"{d}/data", f"{d}/ready", f"{d}/server.err", log_mode="wb").start()
     try:

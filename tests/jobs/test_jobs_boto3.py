@@ -400,10 +400,7 @@ def main():
         srv.stop()
         check("server exited cleanly (no sanitizer report)", srv.proc.returncode == 0,
               srv.proc.returncode)
-        if lib.failures:
-            sys.stdout.write(open(f"{d}/server.err").read()[-6000:])
-    print(f"{lib.checks - lib.failures} passed, {lib.failures} failed")
-    return 1 if lib.failures else 0
+    return lib.done(f"{d}/server.err")
 
 
 if __name__ == "__main__":

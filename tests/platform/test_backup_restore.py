@@ -18,7 +18,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import kn_testlib as lib  # noqa: E402
@@ -47,14 +46,10 @@ def online_backup(src, dst):
 
 
 def main():
-    try:
-        import boto3  # noqa: F401
-        from botocore.exceptions import ClientError
-    except ImportError as e:
-        print(f"skip: {e} (needs python3-boto3)")
-        return 77
-    lib.client_env(AKID, SECRET)
-    tmp = tempfile.TemporaryDirectory()
+    tmp, status = lib.begin(AKID, SECRET)
+    if not tmp:
+        return status
+    from botocore.exceptions import ClientError
     d = tmp.name
     d1, d2, d3, bk = f"{d}/data1", f"{d}/data2", f"{d}/data3", f"{d}/backup"
     os.makedirs(bk)
