@@ -240,6 +240,56 @@ static kn_status finish_raw(kn_api_call *c, int status, json_t *out)
     return KN_OK;
 }
 
+/* A listing, one page of it: ?MaxItems (1..max; default 50) items of `all`
+ * (taken) from ?Marker, a position this server issued (the offset, in
+ * decimal), as {member: [...]} plus NextMarker while more remain. As with
+ * Lambda's own markers, a function created or deleted between two pages can
+ * shift what the next page starts with. */
+static kn_status finish_page(kn_api_call *c, const char *member, json_t *all, long max)
+{
+    char mi[24], mk[32], *end;
+    long n = 50, off = 0;
+    size_t size = json_array_size(all);
+    if (query_get(c, "MaxItems", mi, sizeof mi)) {
+        n = strtol(mi, &end, 10);
+        if (!*mi || *end || n < 1 || n > max) {
+            json_decref(all);
+            kn_err_set(&c->err, KN_SHAPE,
+                       "1 validation error detected: Value '%.20s' at 'maxItems' failed to "
+                       "satisfy constraint: Member must have value between 1 and %ld",
+                       mi, max);
+            return lambda_err(c, KN_SHAPE);
+        }
+    }
+    if (query_get(c, "Marker", mk, sizeof mk)) {
+        off = strtol(mk, &end, 10);
+        if (!*mk || *end || off < 0 || (size_t)off > size) {
+            json_decref(all);
+            kn_err_set(&c->err, KN_INVALID, "Invalid Marker '%.30s': pass the NextMarker of "
+                       "the previous page", mk);
+            kn_text_clean(c->err.msg);
+            return lambda_err(c, KN_INVALID);
+        }
+    }
+    json_t *page = json_array();
+    for (size_t i = (size_t)off; i < size && i < (size_t)(off + n); i++)
+        json_array_append(page, json_array_get(all, i));
+    json_t *o = json_pack("{s:o}", member, page);
+    if ((size_t)(off + n) < size) {
+        snprintf(mk, sizeof mk, "%ld", off + n);
+        json_object_set_new(o, "NextMarker", json_string(mk));
+    }
+    json_decref(all);
+    return finish_raw(c, 200, o);
+}
+
+static int by_function_name(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "FunctionName"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "FunctionName"));
+    return strcmp(x ? x : "", y ? y : "");
+}
+
 static void finish_empty(kn_api_call *c, int status)
 {
     c->resp->status = status;
@@ -343,7 +393,23 @@ kn_status kn_lambda__list_functions(kn_api_call *c)
     kn_status s = need_fn(c);
     if (s)
         return s;
-    return finish_raw(c, 200, json_pack("{s:o}", "Functions", kn_fn_list(c->api->fn)));
+    /* by name, so that pages follow one order across restarts */
+    json_t *all = kn_fn_list(c->api->fn);
+    size_t n = json_array_size(all);
+    json_t **v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) {
+        json_decref(all);
+        kn_err_set(&c->err, KN_NOMEM, "out of memory");
+        return lambda_err(c, KN_NOMEM);
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(all, i));
+    qsort(v, n, sizeof *v, by_function_name);
+    json_array_clear(all);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(all, v[i]);
+    free(v);
+    return finish_page(c, "Functions", all, 10000);
 }
 
 kn_status kn_lambda__delete_function(kn_api_call *c)
@@ -440,7 +506,7 @@ kn_status kn_lambda__list_versions(kn_api_call *c)
     json_t *out;
     if ((s = kn_fn_list_versions(c->api->fn, name, &out, &c->err)))
         return lambda_err(c, s);
-    return finish_raw(c, 200, json_pack("{s:o}", "Versions", out));
+    return finish_page(c, "Versions", out, 10000);
 }
 
 static kn_status alias_put(kn_api_call *c, bool create)
@@ -520,7 +586,7 @@ kn_status kn_lambda__list_aliases(kn_api_call *c)
     json_t *out;
     if ((s = kn_fn_alias_list(c->api->fn, name, &out, &c->err)))
         return lambda_err(c, s);
-    return finish_raw(c, 200, json_pack("{s:o}", "Aliases", out));
+    return finish_page(c, "Aliases", out, 10000);
 }
 
 kn_status kn_lambda__put_function_concurrency(kn_api_call *c)
@@ -634,7 +700,7 @@ kn_status kn_lambda__get_provisioned(kn_api_call *c)
     if (query_get(c, "List", list, sizeof list)) {
         if ((s = kn_fn_provisioned_list(c->api->fn, name, &out, &c->err)))
             return lambda_err(c, s);
-        return finish_raw(c, 200, json_pack("{s:o}", "ProvisionedConcurrencyConfigs", out));
+        return finish_page(c, "ProvisionedConcurrencyConfigs", out, 50);
     }
     if ((s = pc_qualifier(c, qual, sizeof qual)))
         return s;

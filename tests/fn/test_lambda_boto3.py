@@ -155,6 +155,37 @@ def run(d, port, zips, jpeg, img_port, boto3, bconfig, ClientError):
     lst = lam.list_provisioned_concurrency_configs(FunctionName="sleepy")
     check("list provisioned", len(lst["ProvisionedConcurrencyConfigs"]) == 1, lst)
 
+    # ---- listings page: MaxItems / Marker / NextMarker, functions by name
+    for n in ("page-c", "page-a", "page-b"):
+        lam.create_function(FunctionName=n, Runtime="provided.al2023", Role=role,
+                            Handler="bootstrap", Code={"ZipFile": zips["testfn"]})
+    want = ["page-a", "page-b", "page-c", "sleepy"]
+    p1 = lam.list_functions(MaxItems=3)
+    check("first page: 3 functions by name and a NextMarker",
+          [f["FunctionName"] for f in p1["Functions"]] == want[:3] and "NextMarker" in p1, p1)
+    p2 = lam.list_functions(MaxItems=3, Marker=p1["NextMarker"])
+    check("last page: the rest, no NextMarker",
+          [f["FunctionName"] for f in p2["Functions"]] == want[3:] and "NextMarker" not in p2, p2)
+    got = [f["FunctionName"] for page in lam.get_paginator("list_functions").paginate(
+        PaginationConfig={"PageSize": 1}) for f in page["Functions"]]
+    check("boto3's paginator sees each function once", got == want, got)
+    v1 = lam.list_versions_by_function(FunctionName="sleepy", MaxItems=1)
+    v2 = lam.list_versions_by_function(FunctionName="sleepy", Marker=v1.get("NextMarker", "0"))
+    check("versions page", [x["Version"] for x in v1["Versions"] + v2["Versions"]] ==
+          ["$LATEST", "1"] and "NextMarker" not in v2, (v1, v2))
+    for kw, code in (({"MaxItems": 0}, "ValidationException"),
+                     ({"MaxItems": 10001}, "ValidationException"),
+                     ({"Marker": "not-a-marker"}, "InvalidParameterValueException"),
+                     ({"Marker": "99"}, "InvalidParameterValueException")):
+        try:
+            lam.list_functions(**kw)
+            check(f"list_functions {kw} refused", False)
+        except ClientError as e:
+            check(f"list_functions {kw}: {code}", e.response["Error"]["Code"] == code,
+                  e.response["Error"])
+    for n in ("page-a", "page-b", "page-c"):
+        lam.delete_function(FunctionName=n)
+
     def burst(n, sleep_ms):
         results = [None] * n
         barrier = threading.Barrier(n)
