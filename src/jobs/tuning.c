@@ -249,7 +249,7 @@ static bool criterion_met(kn_jobs *j, kn_tuning *t, char *why, size_t n)
     }
     json_t *ni = json_object_get(json_object_get(cc, "BestObjectiveNotImproving"),
                                  "MaxNumberOfTrainingJobsNotImproving");
-    int count = not_improving(t);
+    int count = ni ? not_improving(t) : 0; /* it sorts the summaries: only when asked */
     if (ni && count >= json_integer_value(ni)) {
         snprintf(why, n, "%d training jobs in a row did not improve the best objective by more "
                  "than 1 %% (MaxNumberOfTrainingJobsNotImproving %lld)",
