@@ -625,17 +625,25 @@ kn_status kn_fn_update_config(kn_fn *f, const char *name, const kn_fn_config *c,
     return s ? s : kn_fn_get(f, name, NULL, out, e);
 }
 
+/* Takes f->mu and finds the function's document: KN_OK with the lock held,
+ * else its ResourceNotFound with the lock released. */
+static kn_status lock_doc(kn_fn *f, const char *name, json_t **doc, kn_err *e)
+{
+    pthread_mutex_lock(&f->mu);
+    if ((*doc = doc_of(f, name)))
+        return KN_OK;
+    pthread_mutex_unlock(&f->mu);
+    return not_found(f, name, NULL, e);
+}
+
 kn_status kn_fn_publish(kn_fn *f, const char *name, const char *description, json_t **out,
                         kn_err *e)
 {
     *out = NULL;
-    pthread_mutex_lock(&f->mu);
-    json_t *doc = doc_of(f, name);
-    kn_status s = KN_OK;
-    if (!doc) {
-        pthread_mutex_unlock(&f->mu);
-        return not_found(f, name, NULL, e);
-    }
+    json_t *doc;
+    kn_status s = lock_doc(f, name, &doc, e);
+    if (s)
+        return s;
     json_t *vs = json_object_get(doc, "versions");
     json_t *latest = json_object_get(vs, LATEST);
     int next = (int)json_integer_value(json_object_get(doc, "next_version"));
@@ -1865,13 +1873,10 @@ kn_status kn_fn_tags_get(kn_fn *f, const char *name, json_t **out, kn_err *e)
 kn_status kn_fn_tags_update(kn_fn *f, const char *name, json_t *set, const char *const *remove,
                             size_t n_remove, kn_err *e)
 {
-    pthread_mutex_lock(&f->mu);
-    json_t *doc = doc_of(f, name);
-    kn_status s = KN_OK;
-    if (!doc) {
-        pthread_mutex_unlock(&f->mu);
-        return not_found(f, name, NULL, e);
-    }
+    json_t *doc;
+    kn_status s = lock_doc(f, name, &doc, e);
+    if (s)
+        return s;
     json_t *t = json_object_get(doc, "tags");
     json_t *next = t ? json_deep_copy(t) : json_object();
     if (set)
