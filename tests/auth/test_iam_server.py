@@ -45,20 +45,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import kn_testlib as lib  # noqa: E402
+
 KN = os.environ.get("KN_BIN", "build/kennel")
+lib.KN = KN  # the server below runs this binary
 AWS = "/usr/bin/aws"
 AKID, SECRET = "AKIDIAMTEST000000001", "iam/test/secret/0123456789abcdefghijklmn"
 ACCT, REGION = "123456789012", "us-east-1"
-failures = 0
-checks = 0
-
-
-def check(name, cond, detail=None):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print(f"FAIL: {name}: {detail!r}"[:2000])
+check = lib.check
 
 
 def aws(port, *args, env=None):
@@ -132,25 +127,12 @@ def main():
     from PIL import Image
     Image.new("RGB", (40, 30), (10, 90, 200)).save(f"{d}/x.jpg")
     jpeg = open(f"{d}/x.jpg", "rb").read()
-    ready = f"{d}/ready"
-    log = open(f"{d}/server.err", "wb")
-    srv = subprocess.Popen([KN, "server", "--data-dir", f"{d}/data", "--port", "0",
-                            "--ready-file", ready], stdout=subprocess.DEVNULL, stderr=log)
+    srv = lib.Server(f"{d}/data", f"{d}/ready", f"{d}/server.err", log_mode="wb").start()
     try:
-        for _ in range(400):
-            if os.path.exists(ready) and open(ready).read().strip():
-                break
-            time.sleep(0.025)
-        port = int(open(ready).read().strip().rsplit(":", 1)[1])
-        run(d, port, jpeg, boto3, botocore.config, ClientError)
+        run(d, srv.port, jpeg, boto3, botocore.config, ClientError)
     finally:
-        srv.terminate()
-        srv.wait(timeout=60)
-        log.close()
-        if failures:
-            sys.stdout.write(open(f"{d}/server.err").read()[-3000:])
-    print(f"{checks - failures} passed, {failures} failed")
-    return 1 if failures else 0
+        srv.stop()
+    return lib.done(f"{d}/server.err", tail=3000)
 
 
 def run(d, port, jpeg, boto3, bconfig, ClientError):

@@ -3,7 +3,6 @@
 # key) on ../shared's pets-cats and MobileNet backbone, then checks what it
 # printed. Sourced by test_reference_flow_*.sh with run_flow CMD...
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
 src=${KN_SOURCE_DIR:?KN_SOURCE_DIR not set}
 shared=${KN_SHARED:-$src/../shared}
 data=$shared/data/pets-cats
@@ -21,32 +20,14 @@ fi
   echo "skip: /usr/bin/python3 has no boto3 (python3-boto3)"
   exit 77
 }
-tmp=$(mktemp -d)
-server_pid=
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2> /dev/null && wait "$server_pid" 2> /dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL KENNEL_ENDPOINT
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1
-export AWS_ACCESS_KEY_ID=AKIDEXAMPLEFLOW AWS_SECRET_ACCESS_KEY=kennel-examples-secret
-export KENNEL_ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID KENNEL_ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+. "$(dirname "${BASH_SOURCE[0]}")/../kn_testlib.sh"
+unset KENNEL_ENDPOINT
+kn_client_env AKIDEXAMPLEFLOW kennel-examples-secret
+export AWS_DEFAULT_REGION=us-east-1
 export XDG_CACHE_HOME=$tmp/cache
-"$kennel" server --data-dir "$tmp/data" --port 0 --ready-file "$tmp/ready" > "$tmp/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 200); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
-[ -s "$tmp/ready" ] || { echo "the server did not start:"; cat "$tmp/server.log"; exit 1; }
-url="http://$(cat "$tmp/ready")"
+kn_start_server
+[ -n "$port" ] || { echo "the server did not start:"; cat "$tmp/server.err"; exit 1; }
 mkdir -p "$tmp/out"
-
-pass=0
-fail=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
 has() { grep -qE -- "$2" "$1"; }
 
 # check_flow OUTPUT: the lines both flows print
@@ -77,8 +58,7 @@ finish() {
   server_pid=
   if [ "$fail" -ne 0 ]; then
     echo "--- flow output"; cat "$tmp/flow.out"
-    echo "--- server log (last 30 lines)"; tail -30 "$tmp/server.log"
+    echo "--- server log (last 30 lines)"; tail -30 "$tmp/server.err"
   fi
-  echo "$pass passed, $fail failed"
-  test "$fail" -eq 0
+  kn_done
 }

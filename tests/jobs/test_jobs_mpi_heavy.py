@@ -15,33 +15,16 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 
-KN = os.environ.get("KN_BIN")
-failures = 0
-checks = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_jobs_boto3 as base  # noqa: E402
 
-
-def check(name, cond, detail=""):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print(f"FAIL: {name} {detail}", flush=True)
-    return cond
-
-
-def signed_get(url):
-    import urllib.request
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-    req = AWSRequest(method="GET", url=url)
-    SigV4Auth(Credentials("AKIDEXAMPLE", "kennel-test-secret"), "sagemaker",
-              "us-east-1").add_auth(req)
-    p = req.prepare()
-    return urllib.request.urlopen(urllib.request.Request(url, headers=dict(p.headers))).read()
+lib = base.lib
+check = lib.check
+signed_get = base.signed_get
+KN = lib.KN
+AKID, SECRET = base.AKID, base.SECRET
 
 
 def wait_done(sm, name, timeout=300):
@@ -74,11 +57,8 @@ def job(d, name, count, hp=None, alg=None, env=None):
 
 
 def run(d, url):
-    import boto3
     from botocore.exceptions import ClientError
-    kw = dict(region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
-              aws_secret_access_key="kennel-test-secret")
-    sm = boto3.client("sagemaker", endpoint_url=url, **kw)
+    sm = lib.client("sagemaker", url, AKID, SECRET)
 
     # the built-in trainer over 2 ranks
     hp = {"arch": "tiny", "image_size": "32", "head": "16", "epochs": "2", "batch_size": "7",
@@ -154,53 +134,30 @@ def run(d, url):
 
 
 def main():
-    if not KN:
-        print("KN_BIN not set")
-        return 1
-    try:
-        import boto3  # noqa: F401
-    except ImportError as e:
-        print(f"skip: {e} (needs python3-boto3)")
-        return 77
+    tmp, status = lib.begin(AKID, SECRET)
+    if not tmp:
+        return status
     if not shutil.which("mpirun"):
         print("skip: mpirun is not installed (apt-get install openmpi-bin)")
         return 77
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-                      KENNEL_ROOT_ACCESS_KEY_ID="AKIDEXAMPLE",
-                      KENNEL_ROOT_SECRET_ACCESS_KEY="kennel-test-secret")
-    tmp = tempfile.TemporaryDirectory()
     d = tmp.name
     skipped = None
     subprocess.run([KN, "dataset", "synth", f"{d}/data", "--classes", "3", "--per-class", "8",
                     "--seed", "5"], check=True, stdout=subprocess.DEVNULL)
-    ready = f"{d}/ready"
-    errlog = open(f"{d}/server.err", "ab")
-    srv = subprocess.Popen([KN, "server", "--data-dir", f"{d}/srv", "--port", "0",
-                            "--ready-file", ready], stdout=subprocess.DEVNULL, stderr=errlog)
+    srv = lib.Server(f"{d}/srv", f"{d}/ready", f"{d}/server.err").start()
     try:
-        for _ in range(200):
-            if os.path.exists(ready) and open(ready).read().strip():
-                break
-            time.sleep(0.05)
-        port = int(open(ready).read().strip().rsplit(":", 1)[1])
-        skipped = run(d, f"http://127.0.0.1:{port}")
+        skipped = run(d, srv.url)
     except Exception as e:
         import traceback
         traceback.print_exc()
         check("no exception", False, repr(e))
     finally:
-        srv.terminate()
-        srv.wait(timeout=30)
-        check("server exited cleanly", srv.returncode == 0, srv.returncode)
-        if failures:
-            sys.stdout.write(open(f"{d}/server.err").read()[-3000:])
-    print(f"jobs mpi: {checks - failures}/{checks} checks passed")
-    if not failures and skipped:
+        check("server exited cleanly", srv.stop() == 0)
+    status = lib.done(f"{d}/server.err")
+    if status == 0 and skipped:
         print(f"skip: {skipped}")
         return 77
-    return 1 if failures else 0
+    return status
 
 
 if __name__ == "__main__":

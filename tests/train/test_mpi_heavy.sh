@@ -15,13 +15,11 @@
 #  - a different seed is caught by the comparison; a failing rank ends the
 #    run with an error instead of a hang.
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
 here=$(cd "$(dirname "$0")" && pwd)
 py=/usr/bin/python3
 command -v mpirun > /dev/null || { echo "SKIP: mpirun not installed (apt-get install openmpi-bin)"; exit 77; }
 $py -c 'import numpy' 2> /dev/null || { echo "SKIP: numpy missing for $py"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../kn_testlib.sh"
 if [ "$(id -u)" = 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
@@ -30,13 +28,6 @@ if grep -q "built without MPI" "$tmp/probe.err"; then
   echo "SKIP: this kennel was built without MPI"; exit 77
 fi
 mpi=(mpirun --oversubscribe --bind-to none --mca btl self,vader)
-pass=0
-fail=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
 compare() { # DIR_A DIR_B
   $py "$here/mpi_compare.py" "$1" "$2" 1e-5
 }
@@ -118,5 +109,4 @@ rc=$?
 check "a failing run exits non-zero, no hang" bash -c "[ $rc -ne 0 ] && [ $rc -ne 124 ]"
 check "the failure names the data directory" grep -q "nowhere" "$tmp/bad.log"
 
-echo "mpi: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+kn_done

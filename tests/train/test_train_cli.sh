@@ -10,16 +10,7 @@
 #    SM_MODEL_DIR; a bad value writes output/failure and exits non-zero;
 #  - bad settings get a one-line error naming the field.
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 
 "$kennel" dataset synth "$tmp/data" --classes 3 --per-class 12 --seed 3 > /dev/null
 check "synth wrote a data set" test -d "$tmp/data/train"
@@ -107,5 +98,4 @@ touch "$tmp/afile"
 check "model dir under a file: refused" test $? -ne 0
 check "model dir under a file: named" grep -q "afile" "$tmp/mkbad.err"
 
-echo "$pass passed, $fail failed"
-test $fail -eq 0
+kn_done

@@ -10,21 +10,12 @@
 #  - both packages predict with kennel predict;
 #  - bad values of --finetune and --image-size are refused, naming the field.
 set -u
-kennel=${KN_BIN:?KN_BIN not set}
 py=/usr/bin/python3
 if [ ! -x "$py" ]; then
   echo "SKIP: $py is absent (used to compare safetensors files)"
   exit 77
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/../kn_testlib.sh"
 
 "$kennel" dataset synth "$tmp/data" --classes 3 --per-class 8 --seed 5 > /dev/null
 check "synth wrote a data set" test -d "$tmp/data/train"
@@ -110,5 +101,4 @@ check "bad finetune named" grep -q "finetune" "$tmp/bad1.err"
 check "bad image size exit 2" test $? -eq 2
 check "bad image size named" grep -q "image-size" "$tmp/bad2.err"
 
-echo "$pass passed, $fail failed"
-test $fail -eq 0
+kn_done
